@@ -1,0 +1,5 @@
+import sys
+
+from skewcheck.cli import main
+
+sys.exit(main())

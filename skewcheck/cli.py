@@ -1,0 +1,60 @@
+"""`skewcheck` command line: one subcommand per module in skewcheck.commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from skewcheck import __version__
+from skewcheck.errors import EXIT_USAGE, SkewcheckError
+
+# subcommand name -> module in skewcheck.commands exposing add_parser(subparsers) and run(args) -> int
+COMMANDS = {
+    "route": "route",
+    "plan": "plan",
+    "gate": "gate",
+    "leak-diff": "leak_diff",
+    "probe-leak": "probe_leak",
+    "sidecar": "sidecar",
+    "demo-target": "demo_target",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 already; keep it to one line
+        self.exit(EXIT_USAGE, f"skewcheck: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="skewcheck", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"skewcheck {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"skewcheck.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("skewcheck.commands"):
+                continue  # command not built into this installation
+            raise
+        module.add_parser(sub, name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except SkewcheckError as exc:
+        print(f"skewcheck {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"skewcheck {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

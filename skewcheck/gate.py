@@ -1,0 +1,124 @@
+"""Gate rules over a summary (plus leak findings) → a Verdict. No I/O.
+
+- max_shard_share: a shard's share is above the limit when its 95% Wilson interval lies wholly
+  above it (block); a point estimate above the limit whose interval still reaches below it is
+  not evidence either way (inconclusive: run longer).
+- stddev_ratio: the excess of the stddev ratio over its noise floor, sqrt(ratio² − floor²),
+  above the limit blocks. Judged only from min_requests on: below it the floor itself is noisy.
+- min_requests: fewer requests than this is inconclusive, never a pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from skewcheck.summary import Diagnosis, RouterSummary, Summary, diagnose
+from skewcheck.verdict import Check, Verdict
+
+DEFAULT_MAX_SHARE = 0.15  # the seed incident's rule: no shard above 15% of traffic
+DEFAULT_EXCESS_LIMIT = 0.8  # the seed's stddev-ratio threshold, now applied to the excess over the floor
+DEFAULT_MIN_REQUESTS = 2000  # enough for a 20%-share shard to clear the 15% line in ≥ 99% of runs
+DEFAULT_MAX_MISMATCH = 0.0  # any disagreement between predicted and observed shards is reported
+
+
+class GateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_shard_share: float = Field(DEFAULT_MAX_SHARE, gt=0, le=1)
+    stddev_excess_limit: float = Field(DEFAULT_EXCESS_LIMIT, gt=0)
+    min_requests: int = Field(DEFAULT_MIN_REQUESTS, ge=1)
+    max_mismatch_rate: float = Field(DEFAULT_MAX_MISMATCH, ge=0, le=1)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    diagnosis: Diagnosis
+
+
+def share_check(rs: RouterSummary, limit: float) -> Check:
+    s = rs.hottest_shard
+    value, low, high = rs.max_share, rs.max_share_low, rs.max_share_high
+    details = {"interval": [low, high], "requests": int(rs.counts[s]) if rs.requests else 0,
+               "total": rs.requests, "expected_max_share": rs.expected_max_share}
+    interval = f"95% CI {low:.1%}–{high:.1%}"
+    if rs.requests == 0:
+        return Check("max_shard_share", "inconclusive", f"{rs.router}: no requests counted",
+                     rs.router, None, None, limit, details)
+    if low > limit:
+        status, msg = "block", (f"shard {s} carries {value:.1%} of requests under {rs.router} "
+                                f"({interval}), above the {limit:.0%} limit")
+    elif value > limit:
+        status, msg = "inconclusive", (f"shard {s} carries {value:.1%} under {rs.router} ({interval}): "
+                                       f"above the {limit:.0%} limit but not significantly; run longer")
+    else:
+        status, msg = "pass", (f"hottest shard {s} carries {value:.1%} under {rs.router} ({interval}), "
+                               f"within the {limit:.0%} limit")
+    return Check("max_shard_share", status, msg, rs.router, s, value, limit, details)
+
+
+def stddev_check(rs: RouterSummary, limit: float, enough: bool) -> Check:
+    details = {"stddev_ratio": rs.stddev_ratio, "floor": rs.floor, "excess": rs.excess}
+    if not enough:
+        return Check("stddev_ratio", "inconclusive",
+                     f"{rs.router}: too few requests to judge the stddev ratio against its floor",
+                     rs.router, None, rs.excess, limit, details)
+    text = (f"stddev ratio {rs.stddev_ratio:.3f} under {rs.router} vs noise floor {rs.floor:.3f}: "
+            f"excess {rs.excess:.3f}")
+    if rs.excess > limit:
+        return Check("stddev_ratio", "block", f"{text} above the limit {limit}", rs.router,
+                     rs.hottest_shard, rs.excess, limit, details)
+    return Check("stddev_ratio", "pass", f"{text} within the limit {limit}", rs.router, None,
+                 rs.excess, limit, details)
+
+
+def min_requests_check(summary: Summary, minimum: int) -> Check:
+    n = summary.requests
+    if n >= minimum:
+        return Check("min_requests", "pass", f"{n} requests counted (minimum {minimum})",
+                     None, None, n, minimum)
+    what = "no requests were counted" if n == 0 else f"only {n} requests counted"
+    return Check("min_requests", "inconclusive", f"{what}; at least {minimum} are needed to judge",
+                 None, None, n, minimum)
+
+
+def mismatch_check(summary: Summary, max_rate: float) -> Check | None:
+    if not summary.observed_requests:
+        return None
+    rate = summary.observed_mismatches / summary.observed_requests
+    examples = "; ".join(f"key {k}: predicted {p}, target said {o}" for k, p, o in summary.mismatch_examples[:3])
+    details = {"mismatches": summary.observed_mismatches, "observed": summary.observed_requests}
+    if rate > max_rate:
+        return Check("routing_emulation", "inconclusive",
+                     f"{summary.primary} predicted a different shard than the target's X-Shard on "
+                     f"{summary.observed_mismatches} of {summary.observed_requests} requests ({examples}): "
+                     "the emulation or the config's routing/shards is wrong",
+                     summary.primary, None, rate, max_rate, details)
+    return Check("routing_emulation", "pass",
+                 f"the target's X-Shard agreed with {summary.primary} on all "
+                 f"{summary.observed_requests} observed requests", summary.primary, None, rate, max_rate, details)
+
+
+def _router_unhealthy(rs: RouterSummary, cfg: GateConfig) -> bool:
+    return share_check(rs, cfg.max_shard_share).status == "block" or rs.excess > cfg.stddev_excess_limit
+
+
+def judge(summary: Summary, cfg: GateConfig | None = None, extra: Iterable[Check] = ()) -> Judgement:
+    """Apply every rule to the primary router (and to the observed shards when the target reports them)."""
+    cfg = cfg or GateConfig()
+    enough = summary.requests >= cfg.min_requests
+    primary = summary.primary_summary
+    checks = [min_requests_check(summary, cfg.min_requests),
+              share_check(primary, cfg.max_shard_share),
+              stddev_check(primary, cfg.stddev_excess_limit, enough)]
+    if summary.observed is not None:
+        checks.append(share_check(summary.observed, cfg.max_shard_share))
+        mismatch = mismatch_check(summary, cfg.max_mismatch_rate)
+        if mismatch is not None:
+            checks.append(mismatch)
+    checks.extend(extra)
+    unhealthy = {name: _router_unhealthy(rs, cfg) for name, rs in summary.routers.items()}
+    return Judgement(Verdict(tuple(checks)), diagnose(summary, unhealthy))

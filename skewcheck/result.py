@@ -1,0 +1,159 @@
+"""The run result document (`skewcheck.result/1`): written by every run, re-judged by `skewcheck gate`."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from skewcheck import __version__
+from skewcheck.errors import UsageError
+from skewcheck.gate import GateConfig, Judgement, judge
+from skewcheck.summary import Summary, from_counts, summarize_counts
+from skewcheck.verdict import Check
+
+SCHEMA = "skewcheck.result/1"
+BALANCE_RULES = {"min_requests", "max_shard_share", "stddev_ratio", "routing_emulation"}
+
+
+class RouterCounts(BaseModel):
+    shards: int = Field(ge=1)
+    counts: list[int]
+
+
+class ObservedCounts(BaseModel):
+    counts: list[int]
+    requests: int = 0
+    mismatches: int = 0
+    mismatch_examples: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ResultDocument(BaseModel):
+    """What `skewcheck gate` needs from a saved result; everything else is carried through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_: Literal["skewcheck.result/1"] = Field(alias="schema")
+    kind: str = "run"
+    requests: int = Field(ge=0)
+    duration_s: float = 0.0
+    shards: int = Field(ge=1)
+    primary: str
+    routers: dict[str, RouterCounts]
+    key_f2: float = 0.0
+    window_s: float = 10.0
+    top_keys: list[dict[str, Any]] = Field(default_factory=list)
+    top_keys_error: int = 0
+    observed: Optional[ObservedCounts] = None
+    verdict: dict[str, Any] = Field(default_factory=dict)
+
+
+def build_result(
+    kind: str,
+    summary: Summary,
+    judgement: Judgement,
+    scenario: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "kind": kind,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "tool": {"name": "skewcheck", "version": __version__},
+        "scenario": scenario or {},
+        "requests": summary.requests,
+        "duration_s": summary.duration_s,
+        "shards": summary.shards,
+        "primary": summary.primary,
+        "window_s": summary.window_s,
+        "routers": {name: {"shards": rs.shards, "counts": rs.counts.tolist()}
+                    for name, rs in summary.routers.items()},
+        "observed": None if summary.observed is None else {
+            "counts": summary.observed.counts.tolist(),
+            "requests": summary.observed_requests,
+            "mismatches": summary.observed_mismatches,
+            "mismatch_examples": [{"key": str(k), "predicted": p, "observed": o}
+                                  for k, p, o in summary.mismatch_examples],
+        },
+        "key_f2": summary.key_f2,
+        "top_keys": [{"key": str(k), "requests": c} for k, c in summary.top_keys],
+        "top_keys_error": summary.top_keys_error,
+        "summary": summary.to_json(),
+        "diagnosis": {"kind": judgement.diagnosis.kind, "message": judgement.diagnosis.message,
+                      "fix": judgement.diagnosis.fix},
+        "verdict": judgement.verdict.to_json(),
+    }
+    if extra:
+        doc.update(extra)
+    return doc
+
+
+def write_json(doc: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    return path
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def load_result(path: str | Path) -> tuple[dict[str, Any], ResultDocument]:
+    p = Path(path)
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read result {p}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{p} is not a JSON document: {exc}") from None
+    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
+        raise UsageError(f"{p} is not a skewcheck result (expected \"schema\": \"{SCHEMA}\")")
+    try:
+        doc = ResultDocument.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UsageError(f"{p}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    if doc.primary not in doc.routers:
+        raise UsageError(f"{p}: primary router {doc.primary!r} has no counts")
+    for name, rc in doc.routers.items():
+        if len(rc.counts) != rc.shards:
+            raise UsageError(f"{p}: routers.{name}: {len(rc.counts)} counts for {rc.shards} shards")
+    return raw, doc
+
+
+def summary_from_result(doc: ResultDocument) -> Summary:
+    """Rebuild the summary from saved counts, so a result can be judged under other thresholds."""
+    summary = from_counts(
+        doc.primary, {name: np.array(rc.counts, dtype=np.int64) for name, rc in doc.routers.items()},
+        key_f2=doc.key_f2, requests=doc.requests, duration_s=doc.duration_s, window_s=doc.window_s,
+        top_keys=[(t.get("key"), int(t.get("requests", 0))) for t in doc.top_keys],
+        top_keys_error=doc.top_keys_error)
+    obs = doc.observed
+    if obs is None or not obs.requests:
+        return summary
+    return replace(
+        summary,
+        observed=summarize_counts("observed", np.array(obs.counts, dtype=np.int64), key_f2=doc.key_f2,
+                                  duration_s=doc.duration_s, run_requests=doc.requests),
+        observed_requests=obs.requests,
+        observed_mismatches=obs.mismatches,
+        mismatch_examples=[(e.get("key"), e.get("predicted"), e.get("observed")) for e in obs.mismatch_examples],
+    )
+
+
+def rejudge(doc: ResultDocument, gate: GateConfig | None = None) -> tuple[Summary, Judgement]:
+    """Recompute the balance rules; carry the other checks (leak, producer) as they were recorded."""
+    summary = summary_from_result(doc)
+    carried = [Check.from_json(c) for c in doc.verdict.get("checks", []) if c.get("rule") not in BALANCE_RULES]
+    return summary, judge(summary, gate, carried)

@@ -1,0 +1,105 @@
+"""Bounded-memory key statistics: heavy hitters and the key-frequency second moment.
+
+Both are mergeable by addition, so workers, partitions and sidecar instances combine exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import mmh3
+import numpy as np
+
+DEFAULT_TOP_CAPACITY = 64  # top-key counters kept; each estimate undercounts by at most N/(capacity+1)
+F2_BITS = 12  # 4096 buckets: absolute error of floor² ≈ 2(k−1)/(4096·√N), far below the 0.8 limit
+F2_SEED = 0x5EED  # independent of every router's hash, so collisions don't track shard placement
+
+
+class HeavyHitters:
+    """Misra–Gries summary (mergeable form of Agarwal et al. 2012).
+
+    Every key with true count > N/(capacity+1) is present; each estimate is ≤ the true count and
+    ≥ true count − `error`. Per-key cost is O(1) amortised: counters grow to 2·capacity, then
+    one prune subtracts the (capacity+1)-th largest count.
+    """
+
+    __slots__ = ("capacity", "counts", "error", "total")
+
+    def __init__(self, capacity: int = DEFAULT_TOP_CAPACITY) -> None:
+        self.capacity = capacity
+        self.counts: dict[int | str, int] = {}
+        self.error = 0  # upper bound on how much any estimate undercounts
+        self.total = 0
+
+    def add(self, key: int | str, count: int = 1) -> None:
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + count
+        self.total += count
+        if len(counts) > 2 * self.capacity:
+            self._prune()
+
+    def add_many(self, keys: np.ndarray) -> None:
+        """Batch form: count the batch exactly, prune it Misra–Gries style, then merge."""
+        if len(keys) == 0:
+            return
+        values, counts = np.unique(np.asarray(keys), return_counts=True)
+        self.total += int(counts.sum())
+        if len(values) > self.capacity:
+            cut = int(np.partition(counts, -(self.capacity + 1))[-(self.capacity + 1)])
+            keep = counts > cut
+            values, counts = values[keep], counts[keep] - cut
+            self.error += cut
+        self._merge_counts(zip(values.tolist(), counts.tolist()))
+
+    def merge(self, other: "HeavyHitters") -> None:
+        self.total += other.total
+        self.error += other.error
+        self._merge_counts(other.counts.items())
+
+    def merge_items(self, items: Iterable[tuple[int | str, int]], total: int, error: int = 0) -> None:
+        """Merge a serialised summary (a frame's top_keys)."""
+        self.total += total
+        self.error += error
+        self._merge_counts((k, int(c)) for k, c in items)
+
+    def _merge_counts(self, items: Iterable[tuple[int | str, int]]) -> None:
+        counts = self.counts
+        for key, count in items:
+            counts[key] = counts.get(key, 0) + count
+        if len(counts) > self.capacity:
+            self._prune()
+
+    def _prune(self) -> None:
+        ordered = sorted(self.counts.values(), reverse=True)
+        if len(ordered) <= self.capacity:
+            return
+        cut = ordered[self.capacity]
+        self.error += cut
+        self.counts = {k: c - cut for k, c in self.counts.items() if c > cut}
+
+    def top(self, n: int = 10) -> list[tuple[int | str, int]]:
+        return sorted(self.counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:n]
+
+    def clear(self) -> None:
+        self.counts.clear()
+        self.error = 0
+        self.total = 0
+
+
+def key_bucket(key_text: str) -> int:
+    """Bucket of a key in the F2 sketch (per-key form)."""
+    return mmh3.hash(key_text, F2_SEED, signed=False) & ((1 << F2_BITS) - 1)
+
+
+def estimate_f2(buckets: np.ndarray, total: int) -> float:
+    """Σ_j c_j² of the key counts from hashed bucket counts.
+
+    E[Σ_b C_b²] = F2 + (N² − F2)/w for a random hash into w buckets, so this is unbiased;
+    it never goes below N (every key counted at least once contributes c_j² ≥ c_j).
+    """
+    if total <= 0:
+        return 0.0
+    w = buckets.size
+    s = float(np.dot(buckets.astype(np.float64), buckets.astype(np.float64)))
+    est = (w * s - float(total) ** 2) / (w - 1)
+    return min(max(est, float(total)), float(total) ** 2)

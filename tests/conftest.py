@@ -1,0 +1,48 @@
+"""Shared fixtures. A test whose real part (broker, Go, Chromium, promtool) is missing
+skips on a developer machine and fails when CI=true."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Real Kafka broker (scripts/kafka-broker): the session fixture `kafka_broker`.
+from tests.kafka_broker import kafka_broker  # noqa: F401,E402
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_real_part(available: bool, what: str) -> None:
+    """Skip locally, fail in CI, when a real part a test needs is missing."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is missing; CI=true requires it (install it with `make deps`)")
+    pytest.skip(f"{what} is missing")
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name)
+    require_real_part(path is not None, f"`{name}`")
+    return path  # type: ignore[return-value]
+
+
+def run_skewcheck(*args: str, input: str | None = None, timeout: float = 120,
+                  cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI the way a user does: a separate process, exit code and both streams kept."""
+    return subprocess.run(
+        [sys.executable, "-m", "skewcheck", *args],
+        input=input, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd or REPO, env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
