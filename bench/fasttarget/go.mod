@@ -1,0 +1,3 @@
+module skewcheck/bench/fasttarget
+
+go 1.21

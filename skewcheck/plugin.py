@@ -1,0 +1,348 @@
+"""The Locust plugin: `from skewcheck import plugin` in a locustfile.
+
+A set of listeners on Locust's events (options, init, request, worker reports, quitting), in
+the style of Locust's own extensions:
+- every request's key is tallied under the primary and compare routers (cheap, per request);
+- a target answering `X-Shard` is tallied too and checked against the primary router's prediction;
+- workers drain their tallies into frames sent to the master, which merges them by addition;
+- at the end of the run the master (or the local runner) summarises, judges, prints the shard
+  table and the verdict, writes the reports and sets the exit code when the verdict is not a pass;
+- with no --host, the embedded sharded demo target is started for the run and stopped after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from skewcheck.config import Scenario, load_scenario, with_overrides
+from skewcheck.errors import EXIT_USAGE, SkewcheckError
+from skewcheck.gate import judge
+from skewcheck.leak import leak_hook
+from skewcheck.report import terminal, write_reports
+from skewcheck.result import build_result
+from skewcheck.routing import make_router
+from skewcheck.summary import summarize
+from skewcheck.tally import Tally
+from skewcheck.verdict import Check
+
+log = logging.getLogger("skewcheck")
+
+CONTEXT_KEY = "skew_key"  # where a request's key travels in Locust's request context
+FRAME_KEY = "skewcheck"  # where a worker's frame travels in its report to the master
+SHARD_HEADER = "X-Shard"
+
+
+@dataclass
+class SkewRun:
+    """Per-process state of the plugin."""
+
+    environment: Environment
+    scenario: Scenario
+    tally: Tally
+    distribution: Any
+    role: str  # local | master | worker
+    demo: Any = None  # the demo target's process, when the plugin started one
+    extra_checks: list[Check] = field(default_factory=list)  # from the leak probe, the producer…
+    hooks: list[Any] = field(default_factory=list)  # objects with start(run)/stop(run) -> list[Check]
+    finished: bool = False
+    reported: int = 0  # requests this worker has sent to the master so far
+
+    def next_key(self) -> int | str:
+        return self.distribution.next()
+
+    def wait_seconds(self) -> float:
+        load = self.scenario.load
+        return random.uniform(load.wait_min_s, max(load.wait_min_s, load.wait_max_s))
+
+    def snapshot(self) -> tuple[Any, Any]:
+        now = time.time()
+        self.tally.advance_to(now)
+        summary = summarize(self.tally, now=now)
+        return summary, judge(summary, self.scenario.gate, self.extra_checks)
+
+
+_run: SkewRun | None = None
+
+
+def current() -> SkewRun:
+    if _run is None:
+        raise RuntimeError("the skewcheck plugin is not initialised (is this a Locust run?)")
+    return _run
+
+
+# --- what a locustfile uses ---------------------------------------------------------------------
+
+
+def next_key() -> int | str:
+    """The next key from the scenario's distribution."""
+    return current().next_key()
+
+
+def context(key: int | str) -> dict[str, Any]:
+    """The request context that hands the key to the plugin's request listener."""
+    return {CONTEXT_KEY: key}
+
+
+def wait_time(user: Any) -> float:
+    """A Locust `wait_time` drawing from the scenario's load section."""
+    return current().wait_seconds()
+
+
+# --- options ------------------------------------------------------------------------------------
+
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser: Any, **_kw: Any) -> None:
+    group = parser.add_argument_group("skewcheck", "Per-shard balance and the release gate")
+    group.add_argument("--skew-config", env_var="LOCUST_SKEW_CONFIG", default="",
+                       help="Scenario YAML (keys, routing, gate); default: the built-in scenario")
+    group.add_argument("--skew-shards", env_var="LOCUST_SKEW_SHARDS", type=int, default=None,
+                       help="Number of shards (overrides the scenario)")
+    group.add_argument("--skew-routing", env_var="LOCUST_SKEW_ROUTING", default="",
+                       help="Primary router: mod, hash-mod, murmur3, kafka, jump, redis")
+    group.add_argument("--skew-compare", env_var="LOCUST_SKEW_COMPARE", default="",
+                       help="Comma-separated what-if routers counted side by side")
+    group.add_argument("--skew-max-share", env_var="LOCUST_SKEW_MAX_SHARE", type=float, default=None,
+                       help="Block when a shard carries more than this share (default 0.15)")
+    group.add_argument("--skew-min-requests", env_var="LOCUST_SKEW_MIN_REQUESTS", type=int, default=None,
+                       help="Fewer counted requests than this is inconclusive (exit 3)")
+    group.add_argument("--skew-report-dir", env_var="LOCUST_SKEW_REPORT_DIR", default="",
+                       help="Write result.json, junit.xml, summary.md and report.html here")
+
+
+def scenario_from_options(options: Any) -> Scenario:
+    scenario = load_scenario(getattr(options, "skew_config", "") or None)
+    compare = getattr(options, "skew_compare", "")
+    return with_overrides(
+        scenario,
+        shards=getattr(options, "skew_shards", None),
+        primary=getattr(options, "skew_routing", "") or None,
+        compare=[c.strip() for c in compare.split(",") if c.strip()] if compare else None,
+        max_share=getattr(options, "skew_max_share", None),
+        min_requests=getattr(options, "skew_min_requests", None),
+        report_dir=getattr(options, "skew_report_dir", "") or None,
+        source="--skew-* options",
+    )
+
+
+def _role(environment: Environment) -> str:
+    if isinstance(environment.runner, MasterRunner):
+        return "master"
+    if isinstance(environment.runner, WorkerRunner):
+        return "worker"
+    return "local"
+
+
+def _build(environment: Environment, scenario: Scenario) -> SkewRun:
+    routers = [make_router(name, scenario.shards, scenario.routing.key_type) for name in scenario.routing.router_names]
+    role = _role(environment)
+    seed = scenario.seed
+    if role == "worker":  # each worker draws its own key stream from the same distribution
+        seed = seed * 1_000_003 + int(getattr(environment.runner, "worker_index", 0) or 0) + 1
+    distribution = scenario.model_copy(update={"seed": seed}).build_distribution()
+    return SkewRun(environment, scenario, Tally(routers, window_s=scenario.window_s), distribution, role)
+
+
+def _fail_usage(message: str) -> None:
+    sys.stderr.write(f"skewcheck: {message}\n")
+    sys.stderr.flush()
+    os._exit(EXIT_USAGE)  # before any load: Locust's greenlets and web UI must not start
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_kw: Any) -> None:
+    global _run
+    try:
+        scenario = scenario_from_options(environment.parsed_options)
+        _run = _build(environment, scenario)
+    except SkewcheckError as exc:
+        _fail_usage(str(exc))
+        return
+    run = _run
+    if run.role != "worker" and not environment.host:
+        _start_demo_target(run)
+    for hook in _hook_factories:
+        hook_obj = hook(run)
+        if hook_obj is not None:
+            run.hooks.append(hook_obj)
+    if environment.web_ui is not None and run.role != "worker":
+        from skewcheck import webui
+
+        webui.install(environment.web_ui, current)
+    log.info("skewcheck: %s shards, primary %s, compare %s", scenario.shards, scenario.routing.primary,
+             ",".join(scenario.routing.router_names[1:]))
+
+
+# Extension point for edges that join the run (leak probe, Kafka producer): a callable taking the
+# SkewRun and returning an object with start(run) and stop(run) -> list[Check], or None.
+_hook_factories: list[Any] = []
+
+
+def register_hook(factory: Any) -> None:
+    _hook_factories.append(factory)
+
+
+register_hook(leak_hook)  # baseline at test start; probes and the drain check at the end
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_kw: Any) -> None:
+    global _run
+    run = _run
+    if run is None:
+        return
+    if run.role == "worker":
+        # the master's --skew-* values arrive with the first spawn message: rebuild if they differ
+        try:
+            scenario = scenario_from_options(environment.parsed_options)
+        except SkewcheckError as exc:
+            log.error("skewcheck: %s", exc)
+            return
+        if scenario != run.scenario:
+            _run = run = _build(environment, scenario)
+    for hook in run.hooks:
+        hook.start(run)
+
+
+# --- the hot path ---------------------------------------------------------------------------------
+
+
+@events.request.add_listener
+def _on_request(context: dict | None = None, response: Any = None, exception: Any = None, **_kw: Any) -> None:
+    if not context or _run is None:
+        return
+    key = context.get(CONTEXT_KEY)
+    if key is None:
+        return
+    status = getattr(response, "status_code", 0) or 0
+    if not status:
+        return  # no answer (connection refused/reset): the request never reached a shard
+    observed = None
+    headers = getattr(response, "headers", None)
+    if headers is not None:
+        raw = headers.get(SHARD_HEADER)
+        if raw is not None:
+            try:
+                observed = int(raw)
+            except ValueError:
+                observed = -1  # garbage in the header counts as a mismatch
+    _run.tally.add(key, observed_shard=observed)
+
+
+# --- distributed mode ----------------------------------------------------------------------------
+
+
+@events.report_to_master.add_listener
+def _on_report_to_master(client_id: str, data: dict, **_kw: Any) -> None:
+    if _run is not None and _run.tally.requests:
+        frame = _run.tally.drain_frame(str(client_id))
+        _run.reported += frame["requests"]
+        data[FRAME_KEY] = frame
+
+
+@events.worker_report.add_listener
+def _on_worker_report(client_id: str, data: dict, **_kw: Any) -> None:
+    frame = data.get(FRAME_KEY)
+    if _run is None or not frame:
+        return
+    try:
+        _run.tally.add_frame(frame)
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        log.error("skewcheck: ignored a malformed frame from worker %s: %s", client_id, exc)
+
+
+@events.reset_stats.add_listener
+def _on_reset_stats(**_kw: Any) -> None:
+    if _run is not None:
+        _run.tally.reset()
+
+
+# --- the end of the run ---------------------------------------------------------------------------
+
+
+def finish(run: SkewRun) -> dict[str, Any]:
+    """Summarise, judge, print, write reports; set the exit code unless the verdict is a pass."""
+    for hook in run.hooks:
+        try:
+            run.extra_checks.extend(hook.stop(run))
+        except Exception as exc:  # a hook must never cost the balance verdict
+            log.exception("skewcheck: a run hook failed")
+            run.extra_checks.append(Check("hook", "inconclusive", f"{type(hook).__name__} failed: {exc}"))
+    summary, judgement = run.snapshot()
+    extra = {"locust": _locust_counts(run.environment)}
+    extra.update(getattr(run, "result_extra", {}))
+    doc = build_result("run", summary, judgement, run.scenario.model_dump(mode="json"), extra)
+    print("\n" + terminal.render(doc), flush=True)
+    report_dir = run.scenario.report.dir
+    if getattr(run.environment.parsed_options, "skew_report_dir", "") or os.environ.get("LOCUST_SKEW_REPORT_DIR"):
+        written = write_reports(doc, report_dir, run.scenario.report.formats)
+        print("skewcheck reports: " + ", ".join(str(p) for p in written.values()), flush=True)
+    status = judgement.verdict.status
+    if status != "pass":
+        run.environment.process_exit_code = judgement.verdict.exit_code
+    run.finished = True
+    return doc
+
+
+def _locust_counts(environment: Environment) -> dict[str, int]:
+    stats = environment.runner.stats.total if environment.runner else None
+    if stats is None:
+        return {}
+    return {"requests": int(stats.num_requests), "failures": int(stats.num_failures)}
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Environment, **_kw: Any) -> None:
+    run = _run
+    if run is None:
+        return
+    try:
+        if run.role == "worker":
+            # the final report to the master follows this event; say what it will add up to
+            total = run.reported + run.tally.requests
+            print(f"skewcheck: worker {environment.runner.client_id} counted {total} requests", flush=True)
+        elif not run.finished:
+            finish(run)
+    finally:
+        _stop_demo_target(run)
+
+
+# --- the embedded demo target ----------------------------------------------------------------------
+
+
+def _start_demo_target(run: SkewRun) -> None:
+    from skewcheck.demo.process import start_subprocess
+
+    s = run.scenario
+    try:
+        proc, url = start_subprocess(shards=s.shards, routing=s.routing.primary, key_type=s.routing.key_type,
+                                     pool_size=s.demo.pool_size, service_ms=s.demo.service_ms,
+                                     wait_timeout_ms=s.demo.wait_timeout_ms)
+    except Exception as exc:
+        _fail_usage(f"could not start the embedded demo target: {exc}")
+        return
+    run.demo = proc
+    run.environment.host = url
+    print(f"skewcheck: no --host given; started the embedded demo target at {url} "
+          f"({s.shards} shards routed by {s.routing.primary})", flush=True)
+    import atexit
+
+    atexit.register(_stop_demo_target, run)
+
+
+def _stop_demo_target(run: SkewRun) -> None:
+    proc, run.demo = run.demo, None
+    if proc is not None:
+        from skewcheck.demo.process import stop_subprocess
+
+        stop_subprocess(proc)

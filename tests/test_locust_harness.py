@@ -1,0 +1,122 @@
+"""The main job: real headless Locust runs of locustfiles/orders.py with the plugin and the gate."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.locust_runs import demo_target_left_running, free_port, kill_group, locust_cmd, run_locust
+
+pytestmark = pytest.mark.slow
+
+HEADLESS = ("--headless", "-u", "50", "-r", "50")
+
+
+def test_default_scenario_passes(tmp_path: Path) -> None:
+    run = run_locust(*HEADLESS, "-t", "8s", report_dir=tmp_path)
+    assert run.returncode == 0, run.output[-3000:]
+    assert "started the embedded demo target" in run.output
+    assert "verdict: PASS (exit 0)" in run.stdout
+    doc = run.result()
+    assert doc["schema"] == "skewcheck.result/1" and doc["verdict"]["status"] == "pass"
+    assert doc["requests"] >= doc["scenario"]["gate"]["min_requests"]
+    # every request reached the target and was counted once
+    assert doc["requests"] == doc["locust"]["requests"]
+    # the demo target routes with the primary router and answers X-Shard: the emulation agrees
+    assert doc["observed"]["requests"] == doc["requests"] and doc["observed"]["mismatches"] == 0
+    assert not demo_target_left_running(run.output) and not run.leftover
+
+
+def test_incident_blocks_naming_the_shard_and_share(tmp_path: Path) -> None:
+    run = run_locust(*HEADLESS, "-t", "8s", "--skew-config", "configs/incident-2020.yaml", report_dir=tmp_path)
+    assert run.returncode == 1, run.output[-3000:]
+    assert "verdict: BLOCK (exit 1)" in run.stdout
+    assert "shard 0 carries 100.0% of requests under hash-mod" in run.stdout
+    assert "routing skew" in run.stdout
+    doc = run.result()
+    reasons = {r["rule"]: r for r in doc["verdict"]["reasons"]}
+    assert reasons["max_shard_share"]["shard"] == 0 and reasons["max_shard_share"]["value"] == 1.0
+    # the hot shard's pool saturates on the demo target: the incident reproduces, with 503s
+    assert doc["locust"]["failures"] > 0
+    junit = ET.parse(tmp_path / "junit.xml").getroot()
+    failure = next(tc.find("failure") for tc in junit.iter("testcase")
+                   if tc.get("name") == "max_shard_share[hash-mod]")
+    assert "shard 0" in failure.get("message") and "15%" in failure.get("message")
+    assert (tmp_path / "summary.md").read_text().startswith("## skewcheck: ❌ BLOCK")
+    assert not demo_target_left_running(run.output) and not run.leftover
+
+
+def test_the_same_accounts_under_murmur3_pass_without_503s(tmp_path: Path) -> None:
+    # --skew-routing also sets how the embedded target routes: the fix, tried before shipping it
+    run = run_locust(*HEADLESS, "-t", "8s", "--skew-config", "configs/incident-2020.yaml",
+                     "--skew-routing", "murmur3", report_dir=tmp_path)
+    assert run.returncode == 0, run.output[-3000:]
+    doc = run.result()
+    assert doc["locust"]["failures"] == 0 and doc["observed"]["mismatches"] == 0
+    assert doc["summary"]["routers"]["murmur3"]["max_share"] < 0.1
+
+
+def test_a_run_too_short_for_min_requests_is_inconclusive(tmp_path: Path) -> None:
+    run = run_locust(*HEADLESS, "-t", "3s", "--skew-min-requests", "1000000", report_dir=tmp_path)
+    assert run.returncode == 3, run.output[-3000:]
+    assert "verdict: INCONCLUSIVE (exit 3)" in run.stdout
+    assert run.result()["verdict"]["reasons"][0]["rule"] == "min_requests"
+
+
+def test_an_invalid_config_stops_before_any_load(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routing:\n  primary: modulo\n")
+    run = run_locust(*HEADLESS, "-t", "5s", "--skew-config", str(bad), timeout=60)
+    assert run.returncode == 2
+    assert "unknown router 'modulo'" in run.stderr and "Traceback" not in run.output
+    assert "started the embedded demo target" not in run.output  # nothing was started
+
+
+def test_a_target_refusing_connections_is_inconclusive(tmp_path: Path) -> None:
+    host = f"http://127.0.0.1:{free_port()}"
+    run = run_locust(*HEADLESS, "-t", "3s", "--host", host, report_dir=tmp_path)
+    assert run.returncode == 3, run.output[-3000:]
+    assert "no requests were counted" in run.stdout
+
+
+def _worker_totals(output: str) -> list[int]:
+    return [int(n) for n in re.findall(r"skewcheck: worker \S+ counted (\d+) requests", output)]
+
+
+def test_processes_2_master_total_is_the_sum_of_the_workers(tmp_path: Path) -> None:
+    run = run_locust(*HEADLESS, "-t", "8s", "--processes", "2", report_dir=tmp_path, timeout=120)
+    assert run.returncode == 0, run.output[-3000:]
+    workers = _worker_totals(run.output)
+    assert len(workers) == 2 and all(n > 0 for n in workers), run.output[-2000:]
+    doc = run.result()
+    assert doc["requests"] == sum(workers) == doc["locust"]["requests"]
+    assert not run.leftover
+
+
+def test_explicit_master_and_workers_lose_no_report(tmp_path: Path) -> None:
+    port = free_port()
+    master = subprocess.Popen(
+        locust_cmd("--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                   "--expect-workers", "2", *HEADLESS, "-t", "8s", "--skew-report-dir", str(tmp_path)),
+        cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    workers = [subprocess.Popen(locust_cmd("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)),
+                                cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True) for _ in range(2)]
+    try:
+        master_out, _ = master.communicate(timeout=120)
+        worker_out = "".join(w.communicate(timeout=60)[0] for w in workers)
+    finally:
+        for p in (master, *workers):
+            kill_group(p)
+    assert master.returncode == 0, master_out[-3000:]
+    totals = _worker_totals(worker_out)
+    assert len(totals) == 2, worker_out[-2000:]
+    doc = json.loads((tmp_path / "result.json").read_text())
+    assert doc["requests"] == sum(totals) == doc["locust"]["requests"]
+    assert all(w.returncode == 0 for w in workers)
