@@ -1,0 +1,3 @@
+module skewcheck/gotargets
+
+go 1.19

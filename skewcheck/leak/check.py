@@ -1,0 +1,120 @@
+"""The leak gate's two rules, judged from goroutine snapshots: probe survival and drain."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from skewcheck.leak.finding import Finding, counted_total, new_goroutines
+from skewcheck.leak.profile import Profile
+from skewcheck.verdict import Check
+
+RULE_PROBE_SURVIVAL = "leak_probe_survival"
+RULE_DRAIN = "leak_drain"
+
+# goleak retries 20 times at most 100 ms apart because a test's goroutines end within
+# milliseconds; a server's end on its own timeouts (seconds), so back off further, up to a deadline
+SETTLE_FIRST_WAIT_S = 0.02  # a closed connection's goroutine usually exits within a scheduler tick
+SETTLE_BACKOFF = 2.0  # exponential, as goleak does
+SETTLE_MAX_WAIT_S = 1.0  # one look a second is enough against timeouts measured in seconds
+
+
+@dataclass(frozen=True)
+class Settling:
+    """The last snapshot of a settle loop and how it ended."""
+
+    profile: Profile
+    settled: bool
+    attempts: int
+    elapsed_s: float
+
+
+def settle(snapshot: Callable[[], Profile], *, limit: int, timeout_s: float,
+           clock: Callable[[], float] = time.monotonic,
+           sleep: Callable[[float], None] = time.sleep) -> Settling:
+    """Snapshot until at most `limit` goroutines count (backing off exponentially) or time is up."""
+    start = clock()
+    wait = SETTLE_FIRST_WAIT_S
+    attempts = 0
+    while True:
+        profile = snapshot()
+        attempts += 1
+        elapsed = clock() - start
+        if counted_total(profile) <= limit:
+            return Settling(profile, True, attempts, elapsed)
+        remaining = timeout_s - elapsed
+        if remaining <= 0:
+            return Settling(profile, False, attempts, elapsed)
+        sleep(min(wait, remaining))
+        wait = min(wait * SETTLE_BACKOFF, SETTLE_MAX_WAIT_S)
+
+
+def probe_goroutines(before: Profile, after: Profile, opened: int) -> tuple[int, list[Finding]]:
+    """Goroutines the probe's connections hold in `after`: growth under (*conn).serve, one each."""
+    if "go_goroutines" in (before.format, after.format):  # a total is all there is
+        return min(max(0, after.total - before.total), opened), []
+    findings = [f for f in new_goroutines(before, after) if f.signature.under_conn_serve]
+    return min(sum(f.count for f in findings), opened), findings
+
+
+def probe_survival(before: Profile, visible: Profile | None, after: Profile, *,
+                   probes: dict[str, int], tolerance: int, hold_s: float,
+                   closed_by_server: int) -> Check:
+    """Block when goroutines of probe connections are still there after the hold."""
+    opened = sum(probes.values())
+    details: dict[str, Any] = {
+        "probes": dict(probes), "opened": opened, "hold_s": hold_s,
+        "closed_by_server": closed_by_server, "before_total": before.total,
+        "after_total": after.total, "profile_format": after.format,
+    }
+    if opened == 0:
+        return Check(RULE_PROBE_SURVIVAL, "pass", "no probe connections configured",
+                     details=details)
+    if visible is not None:
+        seen, _ = probe_goroutines(before, visible, opened)
+        details["visible"] = seen
+        if seen == 0 and closed_by_server < opened:
+            return Check(RULE_PROBE_SURVIVAL, "inconclusive",
+                         f"none of the {opened} probe connections showed up in the goroutine "
+                         "profile: is the probe target the process serving the profile?",
+                         details=details)
+    survivors, findings = probe_goroutines(before, after, opened)
+    details["findings"] = [f.to_json() for f in findings]
+    held = (f"{survivors} of {opened} probe connections still hold a goroutine after {hold_s:g} s "
+            f"(tolerance {tolerance}); the server closed {closed_by_server}")
+    if survivors > tolerance:
+        causes = sorted({f.cause.name for f in findings})
+        why = f"; likely {', '.join(causes)}" if causes else ""
+        return Check(RULE_PROBE_SURVIVAL, "block", held + why,
+                     value=survivors, limit=tolerance, details=details)
+    return Check(RULE_PROBE_SURVIVAL, "pass", held, value=survivors, limit=tolerance,
+                 details=details)
+
+
+def drain(baseline: Profile, settling: Settling, *, tolerance: int, timeout_s: float) -> Check:
+    """Block when the goroutine total did not settle back to baseline + tolerance."""
+    base = counted_total(baseline)
+    final = counted_total(settling.profile)
+    excess = final - base
+    findings = new_goroutines(baseline, settling.profile) if excess > 0 else []
+    details: dict[str, Any] = {
+        "baseline_total": base, "final_total": final, "settled": settling.settled,
+        "attempts": settling.attempts, "elapsed_s": round(settling.elapsed_s, 3),
+        "settle_timeout_s": timeout_s, "profile_format": settling.profile.format,
+        "findings": [f.to_json() for f in findings],
+    }
+    if excess > tolerance:
+        return Check(RULE_DRAIN, "block",
+                     f"{final} goroutines {timeout_s:g} s after load and probes stopped, "
+                     f"{excess} above the baseline of {base} (tolerance {tolerance})",
+                     value=excess, limit=tolerance, details=details)
+    return Check(RULE_DRAIN, "pass",
+                 f"goroutines back to {final} (baseline {base}, tolerance {tolerance}) "
+                 f"after {settling.elapsed_s:.1f} s",
+                 value=max(excess, 0), limit=tolerance, details=details)
+
+
+def inconclusive(rule: str, message: str, **details: Any) -> Check:
+    return Check(rule, "inconclusive", message, details=details)
