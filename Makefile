@@ -1,32 +1,45 @@
-# `make demo` installs skewcheck and runs the main job; `make test` installs everything the
-# tests need (Python extras, Chromium and promtool from apt, Kafka's jars from Maven) and runs them.
+# `make demo` installs skewcheck and runs the main job: a 20 s Locust run against the embedded
+# sharded demo target. `make test` installs everything the tests need (Python extras, Chromium
+# and promtool from apt, Kafka's jars from Maven) and runs them; CI runs exactly that.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo install deps test bench clean
+.PHONY: demo incident install install-test deps test bench clean
 
-$(BIN)/skewcheck: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+
+$(VENV)/.installed-all: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[all]'
 	touch $@
 
-install: $(BIN)/skewcheck
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-all
+
+install: $(VENV)/.installed-all
+install-test: $(VENV)/.installed-test
 
 demo: install
-	$(BIN)/skewcheck plan configs/incident-2020.yaml --out skewcheck-report; \
-	  code=$$?; echo "exit code $$code (1 = the gate blocks the incident scenario)"; [ $$code -eq 1 ]
+	$(BIN)/locust -f locustfiles/orders.py --headless -u 50 -r 25 -t 20s --skew-report-dir skewcheck-report
 
-deps: install
-	@if [ -x scripts/system-deps ]; then scripts/system-deps; fi
-	@if [ -x scripts/kafka-broker ]; then scripts/kafka-broker fetch; fi
+incident: install
+	$(BIN)/locust -f locustfiles/orders.py --headless -u 50 -r 25 -t 20s \
+	    --skew-config configs/incident-2020.yaml --skew-report-dir skewcheck-report
+
+deps: install-test
+	scripts/system-deps
+	$(BIN)/python scripts/kafka-broker fetch
 
 test: deps
 	$(BIN)/python -m pytest -q
 
-bench: install
+bench: install-test
 	$(BIN)/python bench/bench_routing.py
+	$(BIN)/python bench/bench_plugin_overhead.py
+	$(BIN)/python bench/bench_leak_verdict.py
 
 clean:
 	rm -rf $(VENV) skewcheck-report .pytest_cache

@@ -24,5 +24,5 @@ class OrdersUser(FastHttpUser):
     @task(1)
     def create_order(self) -> None:
         key = plugin.next_key()
-        self.client.post("/orders", json={"user_id": key, "amount_cents": 4200}, name="/orders [POST]",
+        self.client.post("/orders", json={"user_id": key, "item": "book", "qty": 1}, name="/orders [POST]",
                          context=plugin.context(key))

@@ -101,6 +101,13 @@ class KafkaConfig(_Model):
     metrics_port: int = Field(9464, ge=0, le=65535)
 
 
+class MetricsConfig(_Model):
+    """Prometheus exposition (Locust master and sidecar)."""
+
+    # per router; past it only the hottest shards get series (10^4 shards × 3 routers is 90k series)
+    shard_series_limit: int = Field(1024, ge=1)
+
+
 class DemoConfig(_Model):
     """The embedded sharded orders service: each shard a connection pool with a service time."""
 
@@ -134,6 +141,7 @@ class Scenario(_Model):
     report: ReportConfig = Field(default_factory=ReportConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     load: LoadConfig = Field(default_factory=LoadConfig)
 
     @model_validator(mode="after")

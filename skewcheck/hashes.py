@@ -22,7 +22,8 @@ INT64_MAX = (1 << 63) - 1
 MASK32 = 0xFFFF_FFFF
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
-# keys per batch step: big enough to amortise numpy call overhead, small enough to stay in cache
+# keys per batch step: big enough to amortise numpy call overhead, small enough that a chunk's
+# str objects, just sliced, are still in cache when joined (one join of a whole batch is slower)
 CHUNK_KEYS = 1 << 16
 
 _U8 = np.uint8
@@ -126,15 +127,6 @@ def for_chunks(keys: Sequence | np.ndarray, step: Callable[[object], np.ndarray]
     return out
 
 
-def for_runs(keys: list[str], step: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-             dtype: type, utf16: bool = False) -> np.ndarray:
-    """Apply a batch function to each run of str_runs(keys): (units, starts, lengths) -> values."""
-    out = np.empty(len(keys), dtype=dtype)
-    for lo, units, starts, lengths in str_runs(keys, utf16):
-        out[lo:lo + starts.size] = step(units, starts, lengths)
-    return out
-
-
 def remainder(values: np.ndarray, n: int) -> np.ndarray:
     """values % n with Python's sign rule, as int64: numpy's floor_divide by a scalar is far
     faster than its remainder, so take the remainder through it."""
@@ -218,60 +210,31 @@ def _longest_first(lengths: np.ndarray) -> np.ndarray:
     return np.argsort((top - lengths).astype(narrow), kind="stable")
 
 
-def str_runs(keys: list[str], utf16: bool = False
-             ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """One join and one encode of a whole batch of str keys, cut into runs of about CHUNK_KEYS keys.
+def str_units(keys: list[str], utf16: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One join and one encode of a chunk of str keys: (code units, each key's start, length).
 
-    Yields (index of the run's first key, the run's code units, each key's start and length in
-    them). Units are UTF-8 bytes, or UTF-16 code units when `utf16` (for ASCII text, bytes either
-    way). UsageError for a key that is not a str or has no UTF-8 form.
+    Units are UTF-8 bytes, or UTF-16 code units when `utf16` (for ASCII text, bytes either way).
+    UsageError for a key that is not a str or has no UTF-8 form.
     """
-    n = len(keys)
-    if n == 0:
-        return
     joined = _join(keys)
     if utf16 and not joined.isascii():
         units = np.frombuffer(_encode(joined, keys, "utf-16-le"), dtype=np.uint16)
     else:
         units = np.frombuffer(_encode(joined, keys, "utf-8"), dtype=np.uint8)
-    if _count_zeros(units) == n - 1:  # no key holds U+0000: every zero unit is a separator
-        yield from _runs_between_separators(units, n)
-        return
-    starts, lengths = _segments_by_length(keys, joined, _utf16_widths if utf16 else _utf8_widths)
-    for lo in range(0, n, CHUNK_KEYS):
-        hi = min(lo + CHUNK_KEYS, n)
-        first, last = int(starts[lo]), int(starts[hi - 1] + lengths[hi - 1])
-        yield lo, units[first:last], starts[lo:hi] - first, lengths[lo:hi]
+    n = len(keys)
+    seps = np.flatnonzero(units == 0)
+    if seps.size != n - 1:  # some key holds U+0000: measure keys instead of finding separators
+        return units, *_segments_by_length(keys, joined, _utf16_widths if utf16 else _utf8_widths)
+    starts = np.zeros(n, dtype=np.int64)
+    ends = np.full(n, units.size, dtype=np.int64)
+    starts[1:] = seps + 1
+    ends[:-1] = seps
+    return units, starts, ends - starts
 
 
-def _count_zeros(units: np.ndarray) -> int:
-    step = 1 << 22  # count block by block: no mask as large as the batch
-    return sum(int(np.count_nonzero(units[i:i + step] == 0)) for i in range(0, units.size, step))
-
-
-def _runs_between_separators(units: np.ndarray, n: int
-                             ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """Cut NUL-separated units into runs by scanning windows of about CHUNK_KEYS keys' worth."""
-    window = max(64, CHUNK_KEYS * (units.size + 1) // n)
-    pos = lo = 0
-    while lo < n:
-        end = min(pos + window, units.size)
-        ends = np.flatnonzero(units[pos:end] == 0)
-        if end == units.size:
-            ends = np.append(ends, end - pos)  # the batch's last key runs to the end
-        elif ends.size == 0:
-            window *= 2  # one key is longer than the window
-            continue
-        starts = np.zeros_like(ends)
-        starts[1:] = ends[:-1] + 1
-        yield lo, units[pos:pos + int(ends[-1])], starts, ends - starts
-        lo += ends.size
-        pos += int(ends[-1]) + 1
-
-
-def str_text(units: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
-             redis_tags: bool = False) -> KeyText:
-    """KeyText of one run of str keys (or of their Redis hash tags) from str_runs."""
+def str_text(keys: list[str], redis_tags: bool = False) -> KeyText:
+    """KeyText of a chunk of str keys (or of their Redis hash tags)."""
+    units, starts, lengths = str_units(keys)
     if redis_tags:
         starts, lengths = _redis_tags(units, starts, lengths)
     return _packed_text(units, starts, lengths)
@@ -306,6 +269,8 @@ def _segments_by_length(keys: list[str], joined: str, widths: Callable[[np.ndarr
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Start and length (in code units) of each key in the NUL-joined batch, from key lengths."""
     n = len(keys)
+    if n == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     chars = np.fromiter(map(len, keys), dtype=np.int64, count=n)
     char_starts = np.zeros(n, dtype=np.int64)
     np.cumsum(chars[:-1] + 1, out=char_starts[1:])
@@ -364,19 +329,33 @@ def int_text(keys: np.ndarray) -> KeyText:
         magnitude = np.where(negative, -magnitude, magnitude)
     # keys of one length and sign share one layout; layouts run longest first, as in every KeyText
     layout = (_U8(20) - _decimal_digits(magnitude) - negative) * _U8(2) + negative
-    sizes = np.bincount(layout, minlength=1)
-    present = np.flatnonzero(sizes)
-    order = np.argsort(layout, kind="stable") if present.size > 1 else None
-    if order is not None:
-        magnitude = magnitude[order]
+    order = None
+    if n and layout.min() != layout.max():
+        order = np.argsort(layout, kind="stable")
+        magnitude, layout = magnitude[order], layout[order]
+    bounds = [0, *(np.flatnonzero(layout[1:] != layout[:-1]) + 1).tolist(), n] if n else []
     rows = np.zeros((n + 1, _ROW_WORDS), dtype=_U32)  # a spare zero row pads the last key
-    ends = np.cumsum(sizes[present]).tolist()
-    for group, lo, hi in zip(present.tolist(), [0, *ends], ends):
-        length, sign = 20 - group // 2, group & 1
+    lengths = np.empty(n, dtype=np.int64)
+    for lo, hi in zip(bounds, bounds[1:]):
+        length, sign = 20 - int(layout[lo]) // 2, int(layout[lo]) & 1
         _write_decimal(rows[lo:hi], magnitude[lo:hi], length - sign, sign)
-    lengths = np.repeat(20 - present // 2, sizes[present]).astype(np.int64)
-    base = np.arange(n, dtype=np.int64) * _ROW_WORDS
-    return KeyText(rows.ravel(), base, lengths, order, longest_first=True, rows=rows)
+        lengths[lo:hi] = length
+    return KeyText(rows.ravel(), _ROW_BASE.upto(n), lengths, order, longest_first=True, rows=rows)
+
+
+class _RowBase:
+    """Word index of each row's start (0, 6, 12, ...), computed once and grown on demand."""
+
+    def __init__(self) -> None:
+        self.table = np.zeros(0, dtype=np.int64)
+
+    def upto(self, n: int) -> np.ndarray:
+        if self.table.size < n:
+            self.table = np.arange(max(n, 2 * self.table.size), dtype=np.int64) * _ROW_WORDS
+        return self.table[:n]
+
+
+_ROW_BASE = _RowBase()
 
 
 def _decimal_digits(magnitude: np.ndarray) -> np.ndarray:
@@ -428,11 +407,10 @@ def murmur3_32_many(keys: object, key_type: str, seed: int = 0) -> np.ndarray:
 
 def _text_hash_many(keys: object, key_type: str, kernel: Callable[[KeyText], np.ndarray],
                     dtype: type, redis_tags: bool = False) -> np.ndarray:
-    """A text kernel over a whole batch: int keys chunk by chunk, str keys run by run."""
+    """A text kernel over a whole batch, chunk by chunk."""
     if key_type == "int":
         return for_chunks(int_keys(keys), lambda part: kernel(int_text(part)), dtype)
-    return for_runs(str_keys(keys), lambda units, starts, lengths: kernel(
-        str_text(units, starts, lengths, redis_tags)), dtype)
+    return for_chunks(str_keys(keys), lambda part: kernel(str_text(part, redis_tags)), dtype)
 
 
 def _rotl32(x: np.ndarray, r: int) -> np.ndarray:
@@ -716,10 +694,12 @@ def java_hash_many(keys: object, key_type: str) -> np.ndarray:
     """Java hashCode of every key (String.hashCode or Integer/Long.hashCode), as int64."""
     if key_type == "int":
         return java_int_hash_many(int_keys(keys))
-    return for_runs(str_keys(keys), _java_string_hash_run, np.int64, utf16=True)
+    return for_chunks(str_keys(keys), java_string_hashes, np.int64)
 
 
-def _java_string_hash_run(units: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def java_string_hashes(keys: list[str]) -> np.ndarray:
+    """java_string_hash of every key of a chunk of str keys, as int64."""
+    units, starts, lengths = str_units(keys, utf16=True)
     ends = starts + lengths
     # sum of u[g]*31**(end-1-g) = 31**(end-1) * sum of u[g]*31**-g: weights depend on g only
     weighted = np.zeros(units.size + 1, dtype=_U32)

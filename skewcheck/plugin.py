@@ -28,6 +28,7 @@ from skewcheck.config import Scenario, load_scenario, with_overrides
 from skewcheck.errors import EXIT_USAGE, SkewcheckError
 from skewcheck.gate import judge
 from skewcheck.leak import leak_hook
+from skewcheck.leak.check import goroutine_phases
 from skewcheck.report import terminal, write_reports
 from skewcheck.result import build_result
 from skewcheck.routing import make_router
@@ -56,6 +57,8 @@ class SkewRun:
     hooks: list[Any] = field(default_factory=list)  # objects with start(run)/stop(run) -> list[Check]
     finished: bool = False
     reported: int = 0  # requests this worker has sent to the master so far
+    probe_goroutines: dict[str, int] = field(default_factory=dict)  # leak probe phase totals
+    result_extra: dict[str, Any] = field(default_factory=dict)  # sections hooks add to result.json
 
     def next_key(self) -> int | str:
         return self.distribution.next()
@@ -279,8 +282,11 @@ def finish(run: SkewRun) -> dict[str, Any]:
             log.exception("skewcheck: a run hook failed")
             run.extra_checks.append(Check("hook", "inconclusive", f"{type(hook).__name__} failed: {exc}"))
     summary, judgement = run.snapshot()
+    run.probe_goroutines = goroutine_phases(run.extra_checks)
     extra = {"locust": _locust_counts(run.environment)}
-    extra.update(getattr(run, "result_extra", {}))
+    if run.probe_goroutines:
+        extra["leak"] = {"goroutines": run.probe_goroutines}
+    extra.update(run.result_extra)
     doc = build_result("run", summary, judgement, run.scenario.model_dump(mode="json"), extra)
     print("\n" + terminal.render(doc), flush=True)
     report_dir = run.scenario.report.dir

@@ -20,23 +20,28 @@ from skewcheck.hashes import (
     INT64_MIN,
     MASK64,
     REDIS_SLOTS,
+    KeyText,
     checked_int,
     checked_str,
+    crc16_text,
+    for_chunks,
     int_keys,
-    java_hash_many,
+    int_text,
     java_int_hash,
+    java_int_hash_many,
     java_string_hash,
+    java_string_hashes,
     jump_hash,
     jump_hash_many,
     murmur2,
-    murmur2_many,
-    murmur3_32_many,
+    murmur2_text,
+    murmur3_32_text,
     murmur3_x64_64,
-    murmur3_x64_64_many,
+    murmur3_x64_64_text,
     redis_slot,
-    redis_slot_many,
     remainder,
     str_keys,
+    str_text,
     unencodable_key_error,
 )
 
@@ -246,34 +251,50 @@ def _redis_str(n: int) -> ScalarRoute:
 
 
 # --------------------------------------------------------------------------- batch forms
-# Each takes the whole batch, normalised by Router.shard_many (int64 array or list of str); the
-# hash functions they call work through it in cache-sized pieces.
+# Each takes the whole batch, normalised by Router.shard_many (int64 array or list of str), and
+# routes it chunk by chunk: hash and remainder run while the chunk's arrays are still in cache.
+
+
+def _chunked(route_chunk: Callable[[Any], np.ndarray]) -> BatchRoute:
+    return lambda keys: for_chunks(keys, route_chunk, np.int64)
+
+
+def _text_of(key_type: str, redis_tags: bool = False) -> Callable[[Any], KeyText]:
+    if key_type == "int":
+        return int_text  # decimal text has no braces, hence no hash tags
+    return lambda keys: str_text(keys, redis_tags)
 
 
 def _mod_many(n: int, key_type: str) -> BatchRoute:
-    return lambda keys: remainder(keys, n)  # floor division: never negative, as Python's %
+    return _chunked(lambda keys: remainder(keys, n))  # floor division: never negative, as %
 
 
 def _hash_mod_many(n: int, key_type: str) -> BatchRoute:
-    return lambda keys: remainder(np.abs(java_hash_many(keys, key_type)), n)
+    java_hashes = java_int_hash_many if key_type == "int" else java_string_hashes
+    return _chunked(lambda keys: remainder(np.abs(java_hashes(keys)), n))
 
 
 def _murmur3_many(n: int, key_type: str) -> BatchRoute:
-    return lambda keys: remainder(murmur3_32_many(keys, key_type), n)
+    text_of = _text_of(key_type)
+    return _chunked(lambda keys: remainder(murmur3_32_text(text_of(keys)), n))
 
 
 def _kafka_many(n: int, key_type: str) -> BatchRoute:
-    return lambda keys: remainder(murmur2_many(keys, key_type) & np.uint32(_POSITIVE31), n)
+    text_of = _text_of(key_type)
+    positive = np.uint32(_POSITIVE31)
+    return _chunked(lambda keys: remainder(murmur2_text(text_of(keys)) & positive, n))
 
 
 def _jump_many(n: int, key_type: str) -> BatchRoute:
     if key_type == "int":
         return lambda keys: jump_hash_many(keys, n)
-    return lambda keys: jump_hash_many(murmur3_x64_64_many(keys, key_type), n)
+    return _chunked(lambda keys: jump_hash_many(murmur3_x64_64_text(str_text(keys)), n))
 
 
 def _redis_many(n: int, key_type: str) -> BatchRoute:
-    return lambda keys: redis_slot_many(keys, key_type) * n // REDIS_SLOTS
+    text_of = _text_of(key_type, redis_tags=True)
+    return _chunked(lambda keys: (crc16_text(text_of(keys)).astype(np.int64) & 0x3FFF)
+                    * n // REDIS_SLOTS)
 
 
 _SCALAR: dict[tuple[str, str], Callable[[int], ScalarRoute]] = {

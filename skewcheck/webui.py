@@ -82,10 +82,12 @@ def install(web_ui: Any, current: Callable[[], Any]) -> None:
     @auth
     def _metrics() -> Any:
         def snap() -> Snapshot:
-            summary, judgement = current().snapshot()
-            return Snapshot(summary, judgement.verdict)
+            run = current()
+            summary, judgement = run.snapshot()
+            return Snapshot(summary, judgement.verdict, probe_goroutines=run.probe_goroutines)
 
-        return Response(exposition(snap), mimetype="text/plain; version=0.0.4; charset=utf-8")
+        limit = current().scenario.metrics.shard_series_limit
+        return Response(exposition(snap, limit), mimetype="text/plain; version=0.0.4; charset=utf-8")
 
     @app.route("/skew")
     @app.route("/skew/")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 # Real Kafka broker (scripts/kafka-broker): the session fixture `kafka_broker`.
-from tests.kafka_broker import kafka_broker  # noqa: F401,E402
+from kafka_broker import kafka_broker  # noqa: F401,E402
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -250,7 +250,7 @@ def _require_real_part(available: bool, what: str) -> None:
     try:
         from conftest import require_real_part
     except ImportError:
-        from tests.conftest import require_real_part
+        from conftest import require_real_part
     return require_real_part(available, what)
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import REPO
+from conftest import REPO
 
 LOCUSTFILE = REPO / "locustfiles" / "orders.py"
 LOCUST = str(Path(sys.executable).with_name("locust"))

@@ -13,8 +13,8 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import REPO, require_real_part, run_skewcheck
-from tests.locust_runs import free_port, kill_group, locust_cmd, processes_in_group, wait_for
+from conftest import REPO, require_real_part, run_skewcheck
+from locust_runs import free_port, kill_group, locust_cmd, processes_in_group, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import pytest
 
 from skewcheck.config import load_scenario, parse_scenario
 from skewcheck.errors import UsageError
-from tests.conftest import REPO, run_skewcheck
+from conftest import REPO, run_skewcheck
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 

@@ -35,7 +35,7 @@ try:
         unique_name,
     )
 except ImportError:
-    from tests.kafka_broker import (  # noqa: F401
+    from kafka_broker import (  # noqa: F401
         SCRIPT,
         KafkaBroker,
         kafka_broker,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.locust_runs import demo_target_left_running, free_port, kill_group, locust_cmd, run_locust
+from conftest import REPO
+from locust_runs import demo_target_left_running, free_port, kill_group, locust_cmd, run_locust
 
 pytestmark = pytest.mark.slow
 

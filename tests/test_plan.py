@@ -7,7 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tests.conftest import run_skewcheck
+from conftest import run_skewcheck
 
 
 def test_incident_plan_blocks_and_names_the_hot_shard(tmp_path: Path) -> None:

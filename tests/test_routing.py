@@ -380,8 +380,7 @@ def test_jump_equals_reference(key, buckets):
     (["a", "b" * 40, "", "c" * 17, "d" * 16, "e" * 3], True),  # many: sorted, longest first
 ])
 def test_both_block_layouts(keys, longest_first):
-    [(_, units, starts, lengths)] = hashes.str_runs(keys)
-    text = hashes.str_text(units, starts, lengths)
+    text = hashes.str_text(keys)
     assert text.longest_first is longest_first
     assert hashes.murmur3_32_text(text).tolist() == [
         mmh3.hash(k.encode(), signed=False) for k in keys]
@@ -429,8 +428,8 @@ def test_large_batch_matches_per_key(name, key_type):
 
 
 @pytest.mark.parametrize("with_nul", [False, True])
-def test_tiny_chunks_and_runs_cover_every_key(monkeypatch, with_nul):
-    # runs of a few keys, and keys far longer than a scan window
+def test_tiny_chunks_cover_every_key(monkeypatch, with_nul):
+    # chunks of a few keys, some far longer than the rest
     monkeypatch.setattr(hashes, "CHUNK_KEYS", 3)
     rng = random.Random(13)
     keys = random_text_keys(rng, 300, with_nul) + ["z" * 5000, "", "{t}" * 900, ""]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,3 +118,15 @@ def drain(baseline: Profile, settling: Settling, *, tolerance: int, timeout_s: f
 
 def inconclusive(rule: str, message: str, **details: Any) -> Check:
     return Check(rule, "inconclusive", message, details=details)
+
+
+def goroutine_phases(checks: Iterable[Check]) -> dict[str, int]:
+    """Goroutine totals at each probe phase, for the `skewcheck_probe_goroutines{phase}` gauge."""
+    phases: dict[str, int] = {}
+    for check in checks:
+        d = check.details or {}
+        if check.rule == RULE_PROBE_SURVIVAL and "after_total" in d:
+            phases.update(before_probes=d["before_total"], probes_held=d["after_total"])
+        elif check.rule == RULE_DRAIN and "final_total" in d:
+            phases.update(baseline=d["baseline_total"], after_drain=d["final_total"])
+    return phases

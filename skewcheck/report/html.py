@@ -6,6 +6,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Sequence
 
+from skewcheck.report import findings
+
 COLOR = {"pass": "#1a7f37", "block": "#cf222e", "inconclusive": "#9a6700"}
 CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1f2328}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #d0d7de;padding:.25em .6em;text-align:left}
@@ -86,10 +88,9 @@ def render(doc: dict[str, Any]) -> str:
                  f"<td>{_pct(t['share'])}</td></tr>" for t in s["top_keys"]]
         body.append("</table>")
     for c in v["checks"]:
-        for f in (c.get("details") or {}).get("findings", []):
-            body.append(f"<h3>{escape(c['rule'])}: {escape(str(f.get('count', '?')))} × "
-                        f"{escape(str(f.get('signature', '')))}</h3><pre>{escape(str(f.get('stack', '')))}</pre>"
-                        f"<p>Fix: {escape(str(f.get('fix', '')))}</p>")
+        for f in findings.of(c):
+            body.append(f"<h3>{escape(c['rule'])}: {escape(findings.title(f))}</h3>"
+                        f"<pre>{escape(findings.stack(f))}</pre><p>Fix: {escape(str(f.get('fix', '')))}</p>")
     plan = doc.get("plan")
     if plan:
         body.append("<h2>Capacity plan</h2><table><tr><th>router</th><th>shards</th><th>hottest</th>"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from skewcheck.report import findings
+
 
 def render(doc: dict[str, Any]) -> str:
     checks = doc["verdict"]["checks"]
@@ -33,8 +35,8 @@ def _body(c: dict[str, Any]) -> str:
     lines = [c["message"]]
     if c.get("value") is not None:
         lines.append(f"value: {c['value']}  limit: {c.get('limit')}")
-    for finding in (c.get("details") or {}).get("findings", []):
-        lines.append(f"\n{finding.get('count', '?')} × {finding.get('signature', '')}")
+    for finding in findings.of(c):
+        lines += ["", findings.title(finding), findings.stack(finding)]
         if finding.get("fix"):
             lines.append(f"fix: {finding['fix']}")
     return "\n".join(lines)

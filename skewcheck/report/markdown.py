@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from skewcheck.report import findings
+
 ICON = {"pass": "✅", "block": "❌", "inconclusive": "⚠️"}
 
 
@@ -41,11 +43,9 @@ def render(doc: dict[str, Any]) -> str:
     if s.get("top_keys"):
         out += ["", "Hottest keys: " + ", ".join(f"`{_cell(t['key'])}` ({_pct(t['share'])})" for t in s["top_keys"][:5])]
     for c in v["checks"]:
-        for f in (c.get("details") or {}).get("findings", []):
-            out += ["", f"<details><summary>{_cell(c['rule'])}: {f.get('count', '?')} × "
-                        f"{_cell(f.get('signature', ''))}</summary>", "", "```",
-                    str(f.get("stack", f.get("signature", ""))), "```", "", f"Fix: {_cell(f.get('fix', ''))}",
-                    "</details>"]
+        for f in findings.of(c):
+            out += ["", f"<details><summary>{_cell(c['rule'])}: {_cell(findings.title(f))}</summary>", "",
+                    "```", findings.stack(f), "```", "", f"Fix: {_cell(f.get('fix', ''))}", "</details>"]
     plan = doc.get("plan")
     if plan:
         out += ["", "### Capacity plan", "",
