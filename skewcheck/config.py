@@ -196,7 +196,20 @@ def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
     return "\n".join(lines)
 
 
-def parse_scenario(text: str, source: str = "<config>") -> Scenario:
+def _anchor_replay_paths(node: Any, base: Path) -> None:
+    """Replay files named relative to the scenario file are found next to it, wherever you run."""
+    if isinstance(node, dict):
+        path = node.get("path")
+        if node.get("kind") == "replay" and isinstance(path, str) and not Path(path).is_absolute():
+            node["path"] = str(base / path)
+        for value in node.values():
+            _anchor_replay_paths(value, base)
+    elif isinstance(node, list):
+        for item in node:
+            _anchor_replay_paths(item, base)
+
+
+def parse_scenario(text: str, source: str = "<config>", base_dir: Path | None = None) -> Scenario:
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -209,6 +222,8 @@ def parse_scenario(text: str, source: str = "<config>") -> Scenario:
         data = {}
     if not isinstance(data, dict):
         raise UsageError(f"{source}: a scenario is a YAML mapping (shards:, routing:, keys:, ...)")
+    if base_dir is not None:
+        _anchor_replay_paths(data.get("keys"), base_dir)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
@@ -226,7 +241,7 @@ def load_scenario(path: str | Path | None) -> Scenario:
         raise UsageError(f"cannot read config {p}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise UsageError(f"config {p} is not UTF-8 text") from None
-    return parse_scenario(text, str(p))
+    return parse_scenario(text, str(p), p.parent)
 
 
 def with_overrides(

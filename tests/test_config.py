@@ -74,3 +74,11 @@ def test_cli_reports_a_bad_config_in_one_line_with_exit_2(tmp_path: Path) -> Non
     assert f"{bad}:2" in proc.stderr
     missing = run_skewcheck("plan", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 2 and "cannot read config" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_replay_paths_are_relative_to_the_scenario_file(tmp_path: Path) -> None:
+    (tmp_path / "ids.txt").write_text("7\n8\n9\n")
+    cfg = tmp_path / "replay.yaml"
+    cfg.write_text("keys:\n  - kind: replay\n    path: ids.txt\n")
+    keys = load_scenario(cfg).build_distribution().sample(6).tolist()
+    assert sorted(set(keys)) == [7, 8, 9]
