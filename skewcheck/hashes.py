@@ -1,8 +1,9 @@
 """Hash kernels behind the routers: per-key forms and numpy batch forms that agree bit for bit.
 
 Per-key forms are what Locust calls once per request; batch forms serve `skewcheck plan`, the
-`route` command and the tally. Every batch form works on a `KeyText`: the UTF-8 text of all keys
-of a batch in one buffer, hashed one block step at a time across all keys.
+`route` command and the tally. A batch is worked through in cache-sized chunks; the text kernels
+take a chunk's `KeyText` (the UTF-8 text of all its keys in one buffer) and hash it one block
+step at a time across all keys.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import binascii
 import struct
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import mmh3
 import numpy as np
@@ -139,13 +140,13 @@ def remainder(values: np.ndarray, n: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class KeyText:
-    """The UTF-8 text of a batch of keys, laid out for hashing block by block.
+    """The UTF-8 text of a chunk of keys, laid out for hashing block by block.
 
     Key k's little-endian 32-bit word i is `words[base[k] + i]`; words past a key's end hold
-    other bytes and are masked by the kernels. When key lengths spread widely, keys are ordered
-    longest first so that block step i runs on a prefix slice, and `order[k]` is key k's index
-    in the caller's batch; when they spread little, keys keep their order and the last few
-    steps are masked instead, which is cheaper than sorting.
+    other bytes and are masked by the kernels. When str key lengths spread widely, keys are
+    ordered longest first so that block step i runs on a prefix slice, and `order[k]` is key k's
+    index in the caller's batch; otherwise (and always for int keys, at most 20 bytes) keys keep
+    their order and the last few steps are masked instead, which is cheaper than sorting.
     """
 
     words: np.ndarray
@@ -303,44 +304,20 @@ def _redis_tags(data: np.ndarray, starts: np.ndarray,
 
 _ROW_WORDS = 6  # 24-byte rows: "-9223372036854775808" is 20 bytes, and rows stay 8-byte aligned
 _POW10 = [10**e for e in range(20)]
+_SIGN_FIX = 0x1D  # "0" ^ "-": turns the zero before a negative key's digits into its sign
 
 
-def _digit_words(width: int) -> np.ndarray:
-    """ASCII of every zero-padded `width`-digit number, as the little-endian word it starts."""
-    numbers = np.arange(10**width, dtype=np.int64)
+def _four_digit_words() -> np.ndarray:
+    """ASCII of every zero-padded 4-digit number, as a little-endian word ("0042" -> b"0042")."""
+    numbers = np.arange(10**4, dtype=np.int64)
     word = np.zeros(numbers.size, dtype=_U32)
-    for pos in range(width):
-        digit = numbers // 10 ** (width - 1 - pos) % 10
+    for pos in range(4):
+        digit = numbers // 10 ** (3 - pos) % 10
         word |= (digit + ord("0")).astype(_U32) << _U32(8 * pos)
     return word
 
 
-# decimal text is written four digits (one word) per step, straight from these tables
-_DIGIT_WORDS = [_digit_words(width) for width in range(5)]
-
-
-def int_text(keys: np.ndarray) -> KeyText:
-    """KeyText of the decimal text of int64 keys (Python's `str(key)`), one aligned row per key."""
-    n = keys.size
-    negative = keys < 0
-    magnitude = keys.view(_U64)
-    if negative.any():
-        # two's complement negation: INT64_MIN becomes 2**63
-        magnitude = np.where(negative, -magnitude, magnitude)
-    # keys of one length and sign share one layout; layouts run longest first, as in every KeyText
-    layout = (_U8(20) - _decimal_digits(magnitude) - negative) * _U8(2) + negative
-    order = None
-    if n and layout.min() != layout.max():
-        order = np.argsort(layout, kind="stable")
-        magnitude, layout = magnitude[order], layout[order]
-    bounds = [0, *(np.flatnonzero(layout[1:] != layout[:-1]) + 1).tolist(), n] if n else []
-    rows = np.zeros((n + 1, _ROW_WORDS), dtype=_U32)  # a spare zero row pads the last key
-    lengths = np.empty(n, dtype=np.int64)
-    for lo, hi in zip(bounds, bounds[1:]):
-        length, sign = 20 - int(layout[lo]) // 2, int(layout[lo]) & 1
-        _write_decimal(rows[lo:hi], magnitude[lo:hi], length - sign, sign)
-        lengths[lo:hi] = length
-    return KeyText(rows.ravel(), _ROW_BASE.upto(n), lengths, order, longest_first=True, rows=rows)
+_FOUR_DIGITS = _four_digit_words()
 
 
 class _RowBase:
@@ -358,6 +335,32 @@ class _RowBase:
 _ROW_BASE = _RowBase()
 
 
+def int_text(keys: np.ndarray) -> KeyText:
+    """KeyText of the decimal text of int64 keys (Python's `str(key)`), one aligned row per key.
+
+    The digits are written right-aligned, four per table lookup, then every key is shifted down
+    by its own byte count so that its text starts its row: no sorting, no per-length groups.
+    """
+    n = keys.size
+    negative = keys < 0
+    magnitude = keys.view(_U64)
+    signed = bool(negative.any())
+    if signed:
+        # two's complement negation: INT64_MIN becomes 2**63
+        magnitude = np.where(negative, -magnitude, magnitude)
+    lengths = _decimal_digits(magnitude).astype(np.int64) + negative
+    width = (int(lengths.max()) + 7) // 8 * 8 if n else 8  # bytes of right-aligned text, 8 to 24
+    right = _right_aligned_digits(magnitude, width)
+    left = _shift_down(right, width - lengths)
+    if signed:  # the byte before a negative key's digits is a padding "0": make it the sign
+        left[0] ^= np.where(negative, _U64(_SIGN_FIX), _U64(0))
+    rows = np.zeros((n + 1, _ROW_WORDS // 2), dtype=_U64)  # a spare zero row pads the last key
+    for k, word in enumerate(left):
+        rows[:n, k] = word
+    return KeyText(rows.view(_U32).ravel(), _ROW_BASE.upto(n), lengths, None,
+                   longest_first=False, rows=rows.view(_U32))
+
+
 def _decimal_digits(magnitude: np.ndarray) -> np.ndarray:
     if magnitude.size == 0:
         return np.empty(0, dtype=np.uint8)
@@ -368,18 +371,41 @@ def _decimal_digits(magnitude: np.ndarray) -> np.ndarray:
     return digits
 
 
-def _write_decimal(rows: np.ndarray, magnitude: np.ndarray, digits: int, sign: int) -> None:
-    """Write keys with `digits` digits and `sign` ("-" or not) into their rows, word by word."""
-    q = magnitude.astype(_U32) if digits <= 9 else magnitude  # 32-bit division is twice as fast
-    for w in reversed(range((digits + sign + 3) // 4)):
-        first, last = max(4 * w - sign, 0), min(4 * w + 4 - sign, digits)  # digits, from the left
-        scale = q.dtype.type(_POW10[last - first])
+def _right_aligned_digits(magnitude: np.ndarray, width: int) -> list[np.ndarray]:
+    """The last `width` decimal digits of each number, zero-padded, as little-endian words."""
+    words = [np.zeros(magnitude.size, dtype=_U64) for _ in range(width // 8)]
+    q = magnitude.astype(_U32) if width <= 8 else magnitude  # 32-bit division is twice as fast
+    scale = q.dtype.type(10**4)
+    for group in range(width // 4):  # four digits per group, least significant first
         rest = q // scale
-        word = _DIGIT_WORDS[last - first][q - rest * scale]
-        if w == 0 and sign:
-            word = (word << _U32(8)) | _U32(ord("-"))
-        rows[:, w] = word
+        ascii4 = _FOUR_DIGITS.take(q - rest * scale).astype(_U64)
+        byte = width - 4 * (group + 1)  # where the group starts in the right-aligned text
+        words[byte // 8] |= ascii4 << _U64(8 * (byte % 8))
         q = rest
+    return words
+
+
+def _shift_down(words: list[np.ndarray], shift: np.ndarray) -> list[np.ndarray]:
+    """Move each key's bytes `shift` places toward the start (a per-key funnel shift)."""
+    whole = shift >> 3
+    if int(whole.max(initial=0)) > 0:  # whole words first, when some key needs them
+        words = [_word_after(words, k, whole) for k in range(len(words))]
+    bits = ((shift & 7) * 8).astype(_U64)
+    shifted = []
+    for k, word in enumerate(words):
+        word = word >> bits
+        if k + 1 < len(words):  # numpy shifts by 64 to 0, so bits == 0 needs no special case
+            word |= words[k + 1] << (_U64(64) - bits)
+        shifted.append(word)
+    return shifted
+
+
+def _word_after(words: list[np.ndarray], k: int, whole: np.ndarray) -> np.ndarray:
+    """Word k + whole of each key; past the last word it lies beyond the key's text: any word."""
+    out = words[k]
+    for step in range(1, len(words) - k):
+        out = np.where(whole == step, words[k + step], out)
+    return out
 
 
 # --------------------------------------------------------------------------- MurmurHash3

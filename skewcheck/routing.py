@@ -1,7 +1,7 @@
 """Routers: pure functions key -> shard, per key (Locust's hot path) and per batch (numpy).
 
 Both forms of every router agree bit for bit. The hashing routers hash the key's UTF-8 text; an
-int key's text is its decimal form ("-5"). Definitions and vectors: docs in the README and
+int key's text is its decimal form ("-5"). The public test vectors of each definition are in
 tests/test_routing.py.
 """
 
@@ -72,6 +72,7 @@ class Router:
 
     def __post_init__(self) -> None:
         _validate(self.name, self.shards, self.key_type)
+        object.__setattr__(self, "shards", int(self.shards))  # a numpy int would leak into results
         object.__setattr__(self, "shard", _SCALAR[self.name, self.key_type](self.shards))
         object.__setattr__(self, "_batch", _BATCH[self.name](self.shards, self.key_type))
 

@@ -362,6 +362,17 @@ def test_murmur3_x64_first_half_equals_mmh3_hash64(keys):
 
 
 @FAST
+@given(keys=st.lists(int_keys, max_size=40))
+def test_text_hashes_of_int_keys_hash_their_decimal_text(keys):
+    texts = [str(k).encode() for k in keys]
+    batch = np.array(keys, dtype=np.int64)
+    assert hashes.murmur3_x64_64_many(batch, "int").tolist() == [
+        mmh3.hash64(t, signed=False)[0] for t in texts]
+    assert hashes.murmur2_many(batch, "int").tolist() == [murmur2(t) for t in texts]
+    assert hashes.redis_slot_many(batch, "int").tolist() == [ref_redis_slot(t) for t in texts]
+
+
+@FAST
 @given(text=str_keys)
 def test_java_string_hash_equals_reference(text):
     assert java_string_hash(text) == ref_java_hash(text)
@@ -394,7 +405,9 @@ def test_both_block_layouts(keys, longest_first):
 
 
 def random_text_keys(rng: random.Random, n: int, with_nul: bool) -> list[str]:
-    alphabet = "abcXYZ019-_{}é߿ࠀ￿😀𐍈" + ("\0" if with_nul else "")
+    # UTF-8 width boundaries (1 to 4 bytes), braces, and U+0000 when asked for
+    alphabet = "abcXYZ019-_{}\u00e9\u07ff\u0800\uffff\U0001F600\U00010348"
+    alphabet += "\0" if with_nul else ""
     keys = [f"user-{rng.randrange(10**9)}" for _ in range(n // 2)]
     keys += ["".join(rng.choices(alphabet, k=rng.choice([0, 1, 3, 4, 7, 15, 16, 17, 33])))
              for _ in range(n - len(keys) - 2)]
