@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
 from skewcheck import __version__
-from skewcheck.errors import EXIT_USAGE, SkewcheckError
+from skewcheck.errors import EXIT_INCONCLUSIVE, EXIT_USAGE, SkewcheckError
 
 # subcommand name -> module in skewcheck.commands exposing add_parser(subparsers) and run(args) -> int
 COMMANDS = {
@@ -54,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"skewcheck {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not a verdict: never exit 1 (block) or 0 (pass) on it
+        if os.environ.get("SKEWCHECK_DEBUG"):
+            raise
+        print(f"skewcheck {args.command}: unexpected error: {type(exc).__name__}: {exc} "
+              "(set SKEWCHECK_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_INCONCLUSIVE
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ class Scenario(_Model):
     shards: int = Field(100, ge=1)
     window_s: float = Field(10.0, gt=0)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
-    keys: list[KeySpec] = Field(default_factory=_default_keys, min_length=1)
+    keys: list[KeySpec] = Field(default_factory=_default_keys, min_length=1, validate_default=True)
     gate: GateConfig = Field(default_factory=GateConfig)
     leak: Optional[LeakConfig] = None
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)

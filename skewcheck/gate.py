@@ -1,8 +1,9 @@
 """Gate rules over a summary (plus leak findings) → a Verdict. No I/O.
 
-- max_shard_share: a shard's share is above the limit when its 95% Wilson interval lies wholly
-  above it (block); a point estimate above the limit whose interval still reaches below it is
-  not evidence either way (inconclusive: run longer).
+- max_shard_share: the hottest shard's share is above the limit when its 95% Wilson interval —
+  simultaneous over the k shards, since the hottest is picked by looking — lies wholly above
+  it (block); a point estimate above the limit whose interval still reaches below it, or any
+  from fewer than min_requests, is not evidence either way (inconclusive: run longer).
 - stddev_ratio: the excess of the stddev ratio over its noise floor, sqrt(ratio² − floor²),
   above the limit blocks. Judged only from min_requests on: below it the floor itself is noisy.
 - min_requests: fewer requests than this is inconclusive, never a pass.
@@ -10,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -39,7 +41,7 @@ class Judgement:
     diagnosis: Diagnosis
 
 
-def share_check(rs: RouterSummary, limit: float) -> Check:
+def share_check(rs: RouterSummary, limit: float, enough: bool = True) -> Check:
     s = rs.hottest_shard
     value, low, high = rs.max_share, rs.max_share_low, rs.max_share_high
     details = {"interval": [low, high], "requests": int(rs.counts[s]) if rs.requests else 0,
@@ -48,6 +50,10 @@ def share_check(rs: RouterSummary, limit: float) -> Check:
     if rs.requests == 0:
         return Check("max_shard_share", "inconclusive", f"{rs.router}: no requests counted",
                      rs.router, None, None, limit, details)
+    if not enough and value > limit:
+        return Check("max_shard_share", "inconclusive",
+                     f"shard {s} carries {value:.1%} under {rs.router} ({interval}) but from too few "
+                     "requests to judge; run longer", rs.router, s, value, limit, details)
     if low > limit:
         status, msg = "block", (f"shard {s} carries {value:.1%} of requests under {rs.router} "
                                 f"({interval}), above the {limit:.0%} limit")
@@ -66,6 +72,10 @@ def stddev_check(rs: RouterSummary, limit: float, enough: bool) -> Check:
         return Check("stddev_ratio", "inconclusive",
                      f"{rs.router}: too few requests to judge the stddev ratio against its floor",
                      rs.router, None, rs.excess, limit, details)
+    if math.isnan(rs.floor):
+        return Check("stddev_ratio", "inconclusive",
+                     f"{rs.router}: the noise floor is unknown (the counts came without key buckets), "
+                     "so the stddev ratio cannot be judged", rs.router, None, None, limit, details)
     text = (f"stddev ratio {rs.stddev_ratio:.3f} under {rs.router} vs noise floor {rs.floor:.3f}: "
             f"excess {rs.excess:.3f}")
     if rs.excess > limit:
@@ -103,7 +113,8 @@ def mismatch_check(summary: Summary, max_rate: float) -> Check | None:
 
 
 def _router_unhealthy(rs: RouterSummary, cfg: GateConfig) -> bool:
-    return share_check(rs, cfg.max_shard_share).status == "block" or rs.excess > cfg.stddev_excess_limit
+    excess_bad = not math.isnan(rs.excess) and rs.excess > cfg.stddev_excess_limit
+    return share_check(rs, cfg.max_shard_share).status == "block" or excess_bad
 
 
 def judge(summary: Summary, cfg: GateConfig | None = None, extra: Iterable[Check] = ()) -> Judgement:
@@ -112,10 +123,10 @@ def judge(summary: Summary, cfg: GateConfig | None = None, extra: Iterable[Check
     enough = summary.requests >= cfg.min_requests
     primary = summary.primary_summary
     checks = [min_requests_check(summary, cfg.min_requests),
-              share_check(primary, cfg.max_shard_share),
+              share_check(primary, cfg.max_shard_share, enough),
               stddev_check(primary, cfg.stddev_excess_limit, enough)]
     if summary.observed is not None:
-        checks.append(share_check(summary.observed, cfg.max_shard_share))
+        checks.append(share_check(summary.observed, cfg.max_shard_share, enough))
         mismatch = mismatch_check(summary, cfg.max_mismatch_rate)
         if mismatch is not None:
             checks.append(mismatch)

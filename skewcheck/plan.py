@@ -24,9 +24,9 @@ ProgressFn = Callable[[int, int], None]
 def run_plan(scenario: Scenario, requests: int | None = None, progress: ProgressFn | None = None) -> dict[str, Any]:
     cfg = scenario.plan
     total = requests or cfg.requests
-    names = cfg.routers or scenario.routing.router_names
-    if scenario.routing.primary not in names:
-        names = [scenario.routing.primary, *names]
+    primary = scenario.routing.primary
+    # the primary goes first: the summary judges the first router of a tally
+    names = [primary, *(n for n in (cfg.routers or scenario.routing.router_names) if n != primary)]
     key_type = scenario.routing.key_type
     shard_counts = list(dict.fromkeys([scenario.shards, *cfg.shard_sweep]))
     tallies = {

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,15 +22,25 @@ SCHEMA = "skewcheck.result/1"
 BALANCE_RULES = {"min_requests", "max_shard_share", "stddev_ratio", "routing_emulation"}
 
 
+Count = Annotated[int, Field(ge=0)]
+
+
 class RouterCounts(BaseModel):
     shards: int = Field(ge=1)
-    counts: list[int]
+    counts: list[Count]
+
+
+class TopKey(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    key: Union[str, int]
+    requests: Count
 
 
 class ObservedCounts(BaseModel):
-    counts: list[int]
-    requests: int = 0
-    mismatches: int = 0
+    counts: list[Count]
+    requests: Count = 0
+    mismatches: Count = 0
     mismatch_examples: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -45,9 +56,9 @@ class ResultDocument(BaseModel):
     shards: int = Field(ge=1)
     primary: str
     routers: dict[str, RouterCounts]
-    key_f2: float = 0.0
+    key_f2: Optional[float] = None  # Σ c_j² of key counts; null when unknown (judged inconclusive)
     window_s: float = 10.0
-    top_keys: list[dict[str, Any]] = Field(default_factory=list)
+    top_keys: list[TopKey] = Field(default_factory=list)
     top_keys_error: int = 0
     observed: Optional[ObservedCounts] = None
     verdict: dict[str, Any] = Field(default_factory=dict)
@@ -95,8 +106,20 @@ def build_result(
 
 def write_json(doc: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    text = json.dumps(_finite(doc), indent=2, default=_json_default, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
     return path
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: an unknown number is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _json_default(obj: Any) -> Any:
@@ -129,6 +152,12 @@ def load_result(path: str | Path) -> tuple[dict[str, Any], ResultDocument]:
     for name, rc in doc.routers.items():
         if len(rc.counts) != rc.shards:
             raise UsageError(f"{p}: routers.{name}: {len(rc.counts)} counts for {rc.shards} shards")
+        if sum(rc.counts) != doc.requests:
+            raise UsageError(f"{p}: routers.{name}: counts add up to {sum(rc.counts)}, not to the "
+                             f"{doc.requests} requests")
+    if doc.key_f2 is not None and doc.requests and not doc.requests <= doc.key_f2 <= float(doc.requests) ** 2:
+        raise UsageError(f"{p}: key_f2 {doc.key_f2} is impossible for {doc.requests} requests "
+                         "(it lies between N and N²)")
     return raw, doc
 
 
@@ -136,15 +165,15 @@ def summary_from_result(doc: ResultDocument) -> Summary:
     """Rebuild the summary from saved counts, so a result can be judged under other thresholds."""
     summary = from_counts(
         doc.primary, {name: np.array(rc.counts, dtype=np.int64) for name, rc in doc.routers.items()},
-        key_f2=doc.key_f2, requests=doc.requests, duration_s=doc.duration_s, window_s=doc.window_s,
-        top_keys=[(t.get("key"), int(t.get("requests", 0))) for t in doc.top_keys],
+        key_f2=math.nan if doc.key_f2 is None else doc.key_f2, requests=doc.requests, duration_s=doc.duration_s, window_s=doc.window_s,
+        top_keys=[(t.key, t.requests) for t in doc.top_keys],
         top_keys_error=doc.top_keys_error)
     obs = doc.observed
     if obs is None or not obs.requests:
         return summary
     return replace(
         summary,
-        observed=summarize_counts("observed", np.array(obs.counts, dtype=np.int64), key_f2=doc.key_f2,
+        observed=summarize_counts("observed", np.array(obs.counts, dtype=np.int64), key_f2=summary.key_f2,
                                   duration_s=doc.duration_s, run_requests=doc.requests),
         observed_requests=obs.requests,
         observed_mismatches=obs.mismatches,
@@ -155,5 +184,26 @@ def summary_from_result(doc: ResultDocument) -> Summary:
 def rejudge(doc: ResultDocument, gate: GateConfig | None = None) -> tuple[Summary, Judgement]:
     """Recompute the balance rules; carry the other checks (leak, producer) as they were recorded."""
     summary = summary_from_result(doc)
-    carried = [Check.from_json(c) for c in doc.verdict.get("checks", []) if c.get("rule") not in BALANCE_RULES]
+    carried = [_carried(c) for c in doc.verdict.get("checks", []) if not isinstance(c, dict)
+               or c.get("rule") not in BALANCE_RULES]
     return summary, judge(summary, gate, carried)
+
+
+class _SavedCheck(BaseModel):
+    rule: str
+    status: Literal["pass", "block", "inconclusive"]
+    message: str = ""
+    router: Optional[str] = None
+    shard: Optional[int] = None
+    value: Optional[float] = None
+    limit: Optional[float] = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+def _carried(data: Any) -> Check:
+    """A recorded non-balance check (leak, producer…), validated; garbage can't pass silently."""
+    try:
+        c = _SavedCheck.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(f"a recorded check is malformed: {exc.errors()[0]['msg']}") from None
+    return Check(c.rule, c.status, c.message, c.router, c.shard, c.value, c.limit, c.details)

@@ -77,6 +77,11 @@ class HeavyHitters:
         self.error += cut
         self.counts = {k: c - cut for k, c in self.counts.items() if c > cut}
 
+    def compact(self) -> None:
+        """Prune to `capacity` counters now, so a serialised summary carries every counter."""
+        if len(self.counts) > self.capacity:
+            self._prune()
+
     def top(self, n: int = 10) -> list[tuple[int | str, int]]:
         return sorted(self.counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:n]
 

@@ -25,6 +25,17 @@ def wilson_interval(count: np.ndarray | int, total: int, z: float = Z95) -> tupl
     return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
+def simultaneous_z(shards: int, level: float = 0.95) -> float:
+    """z for a two-sided interval that holds for all k shards at once (Bonferroni).
+
+    The hottest shard is picked after looking at all k, so its plain 95% interval would be
+    too narrow: with 8 shards and a few hundred requests a healthy run would block often.
+    """
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(1 - (1 - level) / (2 * max(shards, 1)))
+
+
 def stddev_ratio(counts: np.ndarray) -> float:
     """Population std of the per-shard counts over their mean (coefficient of variation)."""
     c = np.asarray(counts, dtype=float)
@@ -40,7 +51,7 @@ def stddev_ratio_floor(shards: int, total: int, key_f2: float) -> float:
     """
     if total <= 0 or shards <= 1:
         return 0.0
-    return math.sqrt((shards - 1) * key_f2 / (total * total))
+    return math.sqrt((shards - 1) * key_f2 / (total * total))  # NaN key_f2 (unknown) stays NaN
 
 
 def window_floor(shards: int, window_total: int, run_total: int, run_f2: float) -> float:
@@ -53,6 +64,8 @@ def window_floor(shards: int, window_total: int, run_total: int, run_f2: float) 
 
 def stddev_excess(ratio: float, floor: float) -> float:
     """The dispersion the noise floor does not explain: variances add, so sqrt(ratio² − floor²)."""
+    if math.isnan(floor):
+        return math.nan  # unknown floor: unknown excess, never a silent zero
     return math.sqrt(max(0.0, ratio * ratio - floor * floor))
 
 

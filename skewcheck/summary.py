@@ -31,7 +31,7 @@ class RouterSummary:
     window_qps: np.ndarray
     hottest_shard: int
     max_share: float
-    max_share_low: float
+    max_share_low: float  # simultaneous 95% interval over the k shards (the hottest is chosen by looking)
     max_share_high: float
     expected_max_share: float  # what noise alone gives (Blom)
     max_share_p: float  # P(max ≥ observed) under uniform routing of distinct keys
@@ -148,6 +148,7 @@ def summarize_counts(
     shares = counts / n if n else np.zeros(k)
     low, high = stats.wilson_interval(counts, n)
     hottest = int(np.argmax(counts)) if n else 0
+    max_low, max_high = stats.wilson_interval(counts[hottest], n, stats.simultaneous_z(k))
     ratio = stats.stddev_ratio(counts)
     floor = stats.stddev_ratio_floor(k, n, key_f2 * (n / run_n) ** 2 if run_n else 0.0)
     wc = np.zeros(k, dtype=np.int64) if window_counts is None else np.asarray(window_counts, dtype=np.int64)
@@ -164,8 +165,8 @@ def summarize_counts(
         window_qps=wc / window_covered_s if window_covered_s > 0 else np.zeros(k),
         hottest_shard=hottest,
         max_share=float(shares[hottest]) if n else 0.0,
-        max_share_low=float(low[hottest]) if n else 0.0,
-        max_share_high=float(high[hottest]) if n else 1.0,
+        max_share_low=float(max_low) if n else 0.0,
+        max_share_high=float(max_high) if n else 1.0,
         expected_max_share=stats.expected_max_share(n, k),
         max_share_p=stats.max_share_pvalue(int(counts[hottest]), n, k) if n else 1.0,
         uniformity_p=stats.uniformity_pvalue(counts),
@@ -177,11 +178,20 @@ def summarize_counts(
     )
 
 
+def key_f2_of(tally: Any) -> float:
+    """Σ_j c_j² over the run's keys; NaN when no request carried its key (foreign frames)."""
+    bucketed = tally.bucketed_requests
+    if bucketed <= 0:
+        return 0.0 if tally.requests == 0 else float("nan")
+    # frames without key buckets: assume their keys repeat like the bucketed ones
+    return estimate_f2(tally.key_buckets, bucketed) * (tally.requests / bucketed) ** 2
+
+
 def summarize(tally: Any, now: float | None = None, top_n: int = 10) -> Summary:
     """Summarise a `skewcheck.tally.Tally` (the first router is the primary)."""
     counts = tally.counts()
     wcounts, wreq, covered = tally.window_counts(now)
-    key_f2 = estimate_f2(tally.key_buckets, tally.requests)
+    key_f2 = key_f2_of(tally)
     duration = tally.duration_s
     if now is not None and tally.first_ts is not None:
         duration = max(duration, now - tally.first_ts)

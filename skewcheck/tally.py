@@ -55,6 +55,7 @@ class Tally:
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         self._key_buckets = np.zeros(1 << F2_BITS, dtype=np.int64)
+        self.bucketed_requests = 0  # requests whose key is in the F2 buckets (frames may lack them)
         self.top = HeavyHitters(top_capacity)
         # observed shard (X-Shard answered by the target) vs the primary router's prediction
         self._observed = np.zeros(k, dtype=np.int64)
@@ -67,9 +68,11 @@ class Tally:
 
     def add(self, key: int | str, ts: float | None = None, observed_shard: int | None = None) -> None:
         now = self.clock() if ts is None else ts
-        if int(now // self.slot_s) != self._slot:
-            self._advance(int(now // self.slot_s), now)
-        self.last_ts = now
+        slot = int(now // self.slot_s)
+        if self._slot is None or slot > self._slot:
+            self._advance(slot, now)
+        if now > self.last_ts:  # a late timestamp never moves the run's end backwards
+            self.last_ts = now
         self.requests += 1
         self._pending_requests += 1
         # plain lists: a Python int increment costs a fraction of a numpy scalar update
@@ -98,6 +101,7 @@ class Tally:
         self._cur += np.array(self._pending, dtype=np.int64)
         self._ring_requests[self._cur_index] += self._pending_requests
         self._key_buckets += np.array(self._pending_buckets, dtype=np.int64)
+        self.bucketed_requests += self._pending_requests
         self._observed += np.array(self._pending_observed, dtype=np.int64)
         self._new_pending()
 
@@ -139,37 +143,98 @@ class Tally:
 
         buckets = murmur3_32_many(keys, self.key_type, F2_SEED) & np.uint32((1 << F2_BITS) - 1)
         self._key_buckets += np.bincount(buckets.astype(np.int64), minlength=self._key_buckets.size)
+        self.bucketed_requests += n
         self.top.add_many(keys)
 
     def add_frame(self, frame: dict[str, Any], ts: float | None = None) -> None:
-        """Merge a pre-aggregated frame (a worker's drained tally) by addition."""
+        """Merge a pre-aggregated frame (a worker's drained tally) by addition.
+
+        The whole frame is checked first: a frame that doesn't fit (other routers or shard
+        count, counts that don't add up) raises ValueError and changes nothing.
+        """
+        parsed = self._parse_frame(frame)
         now = self.clock() if ts is None else ts
         self._at(now)
-        requests = int(frame["requests"])
+        requests, counts, buckets, top, top_error, observed = parsed
+        start = frame.get("window_start")
+        if isinstance(start, (int, float)) and self.first_ts is not None and 0 < start < self.first_ts:
+            self.first_ts = float(start)  # the run began when the worker's first request did
         self.requests += requests
         self._ring_requests[self._cur_index] += requests
-        routers = frame.get("routers", {})
+        for i, per_shard in counts.items():
+            for shard, count in per_shard:
+                self._cur[i, shard] += count
+        for bucket, count in buckets:
+            self._key_buckets[bucket] += count
+        self.bucketed_requests += sum(c for _, c in buckets)
+        self.top.merge_items(top, total=requests, error=top_error)
+        if observed:
+            shards, obs_requests, mismatches, examples = observed
+            for shard, count in shards:
+                self._observed[shard] += count
+            self.observed_requests += obs_requests
+            self.observed_mismatches += mismatches
+            room = 10 - len(self.mismatch_examples)
+            self.mismatch_examples.extend(examples[:max(room, 0)])
+
+    def _parse_frame(self, frame: dict[str, Any]) -> tuple:
+        def count(value: Any) -> int:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"count {value!r} is not a non-negative integer")
+            return value
+
+        def index(value: Any, size: int, what: str) -> int:
+            try:
+                i = int(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{what} {value!r} is not an integer") from None
+            if not 0 <= i < size:
+                raise ValueError(f"{what} {i} is outside 0..{size - 1}")
+            return i
+
+        if not isinstance(frame, dict):
+            raise ValueError("a frame is a JSON object")
+        requests = count(frame.get("requests"))
+        routers = frame.get("routers") or {}
+        if not isinstance(routers, dict):
+            raise ValueError("routers is not an object")
+        counts: dict[int, list[tuple[int, int]]] = {}
         for i, name in enumerate(self.router_names):
-            for shard, count in routers.get(name, {}).items():
-                self._cur[i, int(shard)] += int(count)
-        for bucket, count in (frame.get("key_buckets") or {}).items():
-            self._key_buckets[int(bucket)] += int(count)
-        self.top.merge_items(((self._key(k), c) for k, c in frame.get("top_keys", [])),
-                             total=requests, error=int(frame.get("top_error", 0)))
+            per_shard = routers.get(name)
+            if per_shard is None:
+                if requests:
+                    raise ValueError(f"frame has no counts for router {name}")
+                continue
+            pairs = [(index(sh, self.shards, "shard"), count(c)) for sh, c in dict(per_shard).items()]
+            if sum(c for _, c in pairs) != requests:
+                raise ValueError(f"router {name}: shard counts don't add up to {requests} requests")
+            counts[i] = pairs
+        buckets = [(index(b, self._key_buckets.size, "key bucket"), count(c))
+                   for b, c in dict(frame.get("key_buckets") or {}).items()]
+        top = [(self._key(k), count(c)) for k, c in frame.get("top_keys") or []]
+        top_error = count(frame.get("top_error", 0))
+        observed = None
         obs = frame.get("observed")
         if obs:
-            for shard, count in obs.get("shards", {}).items():
-                self._observed[int(shard)] += int(count)
-            self.observed_requests += int(obs.get("requests", 0))
-            self.observed_mismatches += int(obs.get("mismatches", 0))
+            shards = [(index(sh, self.shards, "observed shard"), count(c))
+                      for sh, c in dict(obs.get("shards") or {}).items()]
+            examples = [(self._key(k), int(p), int(o)) for k, p, o in obs.get("examples") or []]
+            observed = (shards, count(obs.get("requests", 0)), count(obs.get("mismatches", 0)), examples)
+        return requests, counts, buckets, top, top_error, observed
 
     def _key(self, key: Any) -> int | str:
-        return int(key) if self.key_type == "int" else str(key)
+        if self.key_type == "int":
+            try:
+                return int(key)
+            except (TypeError, ValueError):
+                raise ValueError(f"top key {key!r} is not an integer") from None
+        return str(key)
 
     def drain_frame(self, source: str, now: float | None = None) -> dict[str, Any]:
         """Everything counted since the last drain, as a frame; then start afresh."""
         now = self.clock() if now is None else now
         counts = self.counts()
+        self.top.compact()  # every counter goes into the frame, its pruning into top_error
         frame: dict[str, Any] = {
             "v": 1,
             "kind": "frame",
@@ -190,6 +255,7 @@ class Tally:
                 "shards": _sparse(self.observed),
                 "requests": self.observed_requests,
                 "mismatches": self.observed_mismatches,
+                "examples": [[str(k), p, o] for k, p, o in self.mismatch_examples],
             }
         self.reset()
         return frame
@@ -203,6 +269,7 @@ class Tally:
         self.requests += other.requests
         self._ring_requests[self._cur_index] += other.requests
         self._key_buckets += other.key_buckets
+        self.bucketed_requests += other.bucketed_requests
         self.top.merge(other.top)
         self._observed += other.observed
         self.observed_requests += other.observed_requests
@@ -216,6 +283,7 @@ class Tally:
         self.requests = 0
         self.first_ts = self.last_ts = None
         self._key_buckets[:] = 0
+        self.bucketed_requests = 0
         self.top.clear()
         self._observed[:] = 0
         self._new_pending()
@@ -230,13 +298,13 @@ class Tally:
 
     def _at(self, now: float) -> None:
         slot = int(now // self.slot_s)
-        if slot != self._slot:
+        if self._slot is None or slot > self._slot:
             self._advance(slot, now)
         self.last_ts = now if self.last_ts is None else max(self.last_ts, now)
 
     def _advance(self, slot: int, now: float) -> None:
         if self.first_ts is None:
-            self.first_ts = now
+            self.first_ts = self.last_ts = now
         self._flush()
         if self._slot is None:
             self._slot = slot

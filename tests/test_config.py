@@ -37,6 +37,7 @@ def test_incident_config_is_the_seed_incident() -> None:
 def test_defaults_are_sensible_without_a_file() -> None:
     s = load_scenario(None)
     assert s.shards == 100 and s.gate.max_shard_share == 0.15 and s.gate.min_requests >= 1000
+    assert len(set(s.build_distribution().sample(1000).tolist())) > 990  # distinct random IDs
 
 
 @pytest.mark.parametrize("text,expect", [

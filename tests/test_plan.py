@@ -7,7 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conftest import run_skewcheck
+from conftest import REPO, run_skewcheck
 
 
 def test_incident_plan_blocks_and_names_the_hot_shard(tmp_path: Path) -> None:
@@ -80,3 +80,20 @@ def test_html_escapes_keys_from_data(tmp_path: Path) -> None:
     assert proc.returncode in (0, 1, 3), proc.stderr
     html = (tmp_path / "out" / "report.html").read_text()
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_the_primary_is_judged_whatever_order_plan_routers_are_listed_in(tmp_path: Path) -> None:
+    text = (REPO / "configs/incident-2020.yaml").read_text().replace(
+        "routers: [hash-mod, murmur3, jump]", "routers: [murmur3, jump, hash-mod]")
+    assert "routers: [murmur3, jump, hash-mod]" in text
+    cfg = tmp_path / "incident.yaml"
+    cfg.write_text(text)
+    proc = run_skewcheck("plan", str(cfg), "--requests", "20000")
+    assert proc.returncode == 1 and "shard 0 carries 100.0% of requests under hash-mod" in proc.stdout
+
+
+def test_a_scenario_without_keys_uses_the_default_distribution(tmp_path: Path) -> None:
+    cfg = tmp_path / "minimal.yaml"
+    cfg.write_text("shards: 64\n")
+    proc = run_skewcheck("plan", str(cfg), "--requests", "20000")
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from skewcheck.errors import UsageError
 from skewcheck.report import html, junit, markdown
 from skewcheck.result import write_json
 
@@ -13,7 +14,13 @@ FILE_NAMES = {"json": "result.json", "junit": "junit.xml", "markdown": "summary.
 
 
 def write_reports(doc: dict[str, Any], out_dir: str | Path, formats: Iterable[str]) -> dict[str, Path]:
-    out = Path(out_dir)
+    try:
+        return _write(doc, Path(out_dir), formats)
+    except OSError as exc:
+        raise UsageError(f"cannot write reports to {out_dir}: {exc.strerror or exc}") from None
+
+
+def _write(doc: dict[str, Any], out: Path, formats: Iterable[str]) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for fmt in formats:

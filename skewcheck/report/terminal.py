@@ -13,6 +13,7 @@ def _pct(x: float) -> str:
 
 def render(doc: dict[str, Any], hottest: int = 5) -> str:
     s = doc["summary"]
+    timed = bool(s.get("duration_s"))  # a simulated plan has no clock, so no QPS
     lines = [
         f"skewcheck {doc.get('kind', 'run')}: {s['requests']:,} requests"
         + (f" in {s['duration_s']:.1f} s" if s.get("duration_s") else "")
@@ -26,12 +27,12 @@ def render(doc: dict[str, Any], hottest: int = 5) -> str:
             f"{name}{tag}: max share {_pct(rs['max_share'])} [{_pct(lo)}–{_pct(hi)}] on shard "
             f"{rs['hottest_shard']} (noise alone: ~{_pct(rs['expected_max_share'])}); stddev ratio "
             f"{rs['stddev_ratio']:.3f} vs floor {rs['stddev_ratio_floor']:.3f} (excess {rs['stddev_excess']:.3f})",
-            f"  {'shard':>6} {'requests':>10} {'share':>7} {'95% interval':>16} {'QPS':>9}",
+            f"  {'shard':>6} {'requests':>10} {'share':>7} {'95% interval':>16}" + (f" {'QPS':>9}" if timed else ""),
         ]
         for h in rs["hottest"][:hottest]:
             a, b = h["share_interval"]
             lines.append(f"  {h['shard']:>6} {h['requests']:>10,} {_pct(h['share']):>7} "
-                         f"{_pct(a) + '–' + _pct(b):>16} {h['qps']:>9.1f}")
+                         f"{_pct(a) + '–' + _pct(b):>16}" + (f" {h['qps']:>9.1f}" if timed else ""))
     obs = s.get("observed")
     if obs:
         lines += ["", f"observed (X-Shard): {obs['requests']:,} requests, {obs['mismatches']:,} disagreed "

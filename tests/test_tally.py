@@ -1,0 +1,162 @@
+"""The tally: per-key and batch paths agree, windows slide, frames merge by addition without
+losing or double-counting anything, and bad frames change nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_skewcheck
+
+from skewcheck.gate import judge
+from skewcheck.routing import make_router
+from skewcheck.summary import summarize
+from skewcheck.tally import Tally
+
+
+def _tally(shards: int = 100, names=("hash-mod", "murmur3"), **kw) -> Tally:
+    return Tally([make_router(n, shards, "int") for n in names], **kw)
+
+
+KEYS = [20200000 + 100 * j for j in range(127)]
+
+
+def test_per_key_and_batch_paths_count_the_same() -> None:
+    rng = np.random.default_rng(5)
+    keys = rng.choice(KEYS, 20_000)
+    a, b = _tally(), _tally()
+    for k in keys.tolist():
+        a.add(k, ts=100.0)
+    b.add_many(keys, ts=100.0)
+    assert (a.counts() == b.counts()).all() and a.requests == b.requests == 20_000
+    assert (a.key_buckets == b.key_buckets).all()
+    assert a.counts()[0, 0] == 20_000  # hash-mod: every account on shard 0
+
+
+def test_f2_from_the_real_bucket_hash_matches_the_exact_value() -> None:
+    rng = np.random.default_rng(6)
+    keys = rng.choice(KEYS, 50_000)
+    t = _tally()
+    t.add_many(keys, ts=1.0)
+    exact = float((np.unique(keys, return_counts=True)[1].astype(float) ** 2).sum())
+    assert summarize(t).key_f2 == pytest.approx(exact, rel=0.05)
+    assert summarize(t).routers["murmur3"].floor == pytest.approx(np.sqrt(99 / 127), rel=0.05)
+
+
+def test_the_window_slides_and_the_run_total_keeps_everything() -> None:
+    t = _tally(window_s=10)
+    for second in range(30):
+        for _ in range(10 if second < 20 else 1):
+            t.add(KEYS[0], ts=1000.0 + second + 0.5)
+    counts, requests, covered = t.window_counts()
+    assert requests == 10 and covered == pytest.approx(9.5, abs=0.6)  # only the last 10 s, 1 req/s
+    assert t.counts()[0, 0] == 210 and t.requests == 210
+    assert summarize(t).routers["hash-mod"].window_qps[0] == pytest.approx(1.0, rel=0.15)
+
+
+def test_a_late_timestamp_never_moves_the_end_of_the_run_back() -> None:
+    t = _tally()
+    t.add(KEYS[0], ts=100.0)
+    t.add(KEYS[1], ts=110.0)
+    t.add(KEYS[2], ts=101.0)
+    assert t.duration_s == 10.0 and t.requests == 3
+
+
+def test_frames_merge_by_addition_with_buckets_top_keys_and_examples() -> None:
+    rng = np.random.default_rng(7)
+    keys = rng.choice(KEYS, 6000)
+    whole, master = _tally(), _tally()
+    workers = [_tally(), _tally(), _tally()]
+    for i, k in enumerate(keys.tolist()):
+        whole.add(k, ts=50.0, observed_shard=0)
+        workers[i % 3].add(k, ts=50.0, observed_shard=1 if i == 7 else 0)
+        if i % 1000 == 999:  # workers report several times during the run
+            for w in workers:
+                master.add_frame(json.loads(json.dumps(w.drain_frame("w"))), ts=50.0)
+    for w in workers:
+        master.add_frame(w.drain_frame("w"), ts=50.0)
+    assert master.requests == whole.requests == 6000
+    assert (master.counts() == whole.counts()).all()
+    assert (master.key_buckets == whole.key_buckets).all()
+    assert master.observed_mismatches == 1 and master.mismatch_examples[0][2] == 1
+    assert summarize(master).key_f2 == pytest.approx(summarize(whole).key_f2)
+
+
+def test_top_key_error_bound_holds_across_frames() -> None:
+    # each frame: 64 keys × 11 and key X × 10 — X is pruned from every frame, so the
+    # master must carry that loss in its error bound
+    master = _tally(names=("murmur3",))
+    for f in range(50):
+        w = _tally(names=("murmur3",))
+        for j in range(64):
+            for _ in range(11):
+                w.add(10_000 * f + j + 1, ts=1.0)
+        for _ in range(10):
+            w.add(7, ts=1.0)
+        master.add_frame(w.drain_frame("w"), ts=1.0)
+    estimate = dict(master.top.counts).get(7, 0)
+    assert estimate <= 500 <= estimate + master.top.error
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda f: f["routers"]["murmur3"].update({"100": 1}),  # a shard this tally doesn't have
+    lambda f: f["routers"].pop("hash-mod"),  # a router missing
+    lambda f: f.update(requests=f["requests"] + 1),  # counts don't add up
+    lambda f: f["routers"]["murmur3"].update({"0": -5}),  # negative count
+    lambda f: f.update(top_keys=[["not-an-int", 3]]),
+    lambda f: f.update(key_buckets={"99999": 1}),
+])
+def test_a_bad_frame_raises_and_changes_nothing(mutate) -> None:
+    w = _tally()
+    for k in KEYS[:50]:
+        w.add(k, ts=1.0)
+    frame = w.drain_frame("w")
+    master = _tally()
+    master.add(KEYS[0], ts=1.0)
+    before = (master.requests, master.counts().copy(), master.key_buckets.copy())
+    mutate(frame)
+    with pytest.raises(ValueError):
+        master.add_frame(frame, ts=1.0)
+    assert master.requests == before[0] and (master.counts() == before[1]).all()
+    assert (master.key_buckets == before[2]).all()
+
+
+def test_frames_without_key_buckets_make_the_stddev_rule_inconclusive() -> None:
+    master = _tally(names=("murmur3",))
+    counts = {str(s): 30 for s in range(100)}
+    master.add_frame({"requests": 3000, "routers": {"murmur3": counts}}, ts=1.0)
+    checks = {c.rule: c for c in judge(summarize(master)).verdict.checks}
+    assert checks["stddev_ratio"].status == "inconclusive" and "unknown" in checks["stddev_ratio"].message
+
+
+def _saved_result(tmp_path: Path) -> Path:
+    proc = run_skewcheck("plan", "configs/default.yaml", "--requests", "20000", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return tmp_path / "result.json"
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda d: d.update(key_f2=1.0), "key_f2"),
+    (lambda d: d["routers"]["mod"]["counts"].__setitem__(0, -1), "greater than or equal to 0"),
+    (lambda d: d["routers"]["mod"]["counts"].__setitem__(0, 10**9), "add up"),
+    (lambda d: d["verdict"]["checks"].append({"rule": "leak_drain", "status": "fine"}), "malformed"),
+    (lambda d: d.update(top_keys=[{"key": "1", "requests": "many"}]), "top_keys"),
+])
+def test_gate_rejects_a_tampered_result_with_exit_2(tmp_path: Path, edit, message: str) -> None:
+    path = _saved_result(tmp_path)
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    proc = run_skewcheck("gate", str(path))
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_gate_treats_an_unknown_floor_as_inconclusive(tmp_path: Path) -> None:
+    path = _saved_result(tmp_path)
+    doc = json.loads(path.read_text())
+    doc["key_f2"] = None
+    path.write_text(json.dumps(doc))
+    proc = run_skewcheck("gate", str(path))
+    assert proc.returncode == 3 and "noise floor is unknown" in proc.stdout
