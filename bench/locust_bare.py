@@ -4,6 +4,8 @@ import random
 
 from locust import FastHttpUser, constant, task
 
+import cpu_meter  # noqa: F401  (CPU seconds during the test)
+
 
 class OrdersUser(FastHttpUser):
     wait_time = constant(0)

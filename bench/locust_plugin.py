@@ -2,6 +2,8 @@
 
 from locust import FastHttpUser, constant, task
 
+import cpu_meter  # noqa: F401  (CPU seconds during the test)
+
 from skewcheck import plugin
 
 

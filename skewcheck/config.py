@@ -60,7 +60,7 @@ class RoutingConfig(_Model):
 
 
 class ReportConfig(_Model):
-    dir: str = "skewcheck-report"
+    dir: Optional[str] = None  # a Locust run writes its reports here (or to --skew-report-dir)
     formats: list[Literal["json", "junit", "markdown", "html"]] = Field(default_factory=lambda: list(REPORT_FORMATS))
 
 
