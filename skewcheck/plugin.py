@@ -27,6 +27,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from skewcheck.config import Scenario, load_scenario, with_overrides
 from skewcheck.errors import EXIT_USAGE, SkewcheckError
 from skewcheck.gate import judge
+from skewcheck.kafka_producer import kafka_producer_hook
 from skewcheck.leak import leak_hook
 from skewcheck.leak.check import goroutine_phases
 from skewcheck.report import terminal, write_reports
@@ -55,8 +56,11 @@ class SkewRun:
     demo: Any = None  # the demo target's process, when the plugin started one
     extra_checks: list[Check] = field(default_factory=list)  # from the leak probe, the producer…
     hooks: list[Any] = field(default_factory=list)  # objects with start(run)/stop(run) -> list[Check]
+    # per-request callables (key, observed, name, ok, latency_ms) that hooks add in start(run)
+    key_listeners: list[Any] = field(default_factory=list)
     finished: bool = False
     reported: int = 0  # requests this worker has sent to the master so far
+    rejected_frames: int = 0  # worker frames that did not fit this master's routers/shards
     probe_goroutines: dict[str, int] = field(default_factory=dict)  # leak probe phase totals
     result_extra: dict[str, Any] = field(default_factory=dict)  # sections hooks add to result.json
 
@@ -121,11 +125,20 @@ def _add_options(parser: Any, **_kw: Any) -> None:
                        help="Fewer counted requests than this is inconclusive (exit 3)")
     group.add_argument("--skew-report-dir", env_var="LOCUST_SKEW_REPORT_DIR", default="",
                        help="Write result.json, junit.xml, summary.md and report.html here")
+    group.add_argument("--skew-kafka-bootstrap", env_var="LOCUST_SKEW_KAFKA_BOOTSTRAP", default="",
+                       help="Publish to this Kafka (host:port,...) for the sidecar; frames unless the "
+                            "scenario says kafka.produce: events")
 
 
 def scenario_from_options(options: Any) -> Scenario:
     scenario = load_scenario(getattr(options, "skew_config", "") or None)
     compare = getattr(options, "skew_compare", "")
+    bootstrap = getattr(options, "skew_kafka_bootstrap", "")
+    if bootstrap:
+        kafka = scenario.kafka.model_copy(update={
+            "bootstrap_servers": bootstrap,
+            "produce": "frames" if scenario.kafka.produce == "off" else scenario.kafka.produce})
+        scenario = scenario.model_copy(update={"kafka": kafka})
     return with_overrides(
         scenario,
         shards=getattr(options, "skew_shards", None),
@@ -172,12 +185,13 @@ def _on_init(environment: Environment, **_kw: Any) -> None:
         _fail_usage(str(exc))
         return
     run = _run
+    try:
+        _attach_hooks(run)
+    except SkewcheckError as exc:
+        _fail_usage(str(exc))
+        return
     if run.role != "worker" and not environment.host:
         _start_demo_target(run)
-    for hook in _hook_factories:
-        hook_obj = hook(run)
-        if hook_obj is not None:
-            run.hooks.append(hook_obj)
     if environment.web_ui is not None and run.role != "worker":
         from skewcheck import webui
 
@@ -195,7 +209,15 @@ def register_hook(factory: Any) -> None:
     _hook_factories.append(factory)
 
 
+def _attach_hooks(run: SkewRun) -> None:
+    for factory in _hook_factories:
+        hook = factory(run)
+        if hook is not None:
+            run.hooks.append(hook)
+
+
 register_hook(leak_hook)  # baseline at test start; probes and the drain check at the end
+register_hook(kafka_producer_hook)  # frames or events to Kafka for the sidecar, when the scenario asks
 
 
 @events.test_start.add_listener
@@ -213,6 +235,10 @@ def _on_test_start(environment: Environment, **_kw: Any) -> None:
             return
         if scenario != run.scenario:
             _run = run = _build(environment, scenario)
+            try:
+                _attach_hooks(run)  # the hooks of the rebuilt run follow the master's scenario
+            except SkewcheckError as exc:
+                log.error("skewcheck: %s", exc)
     for hook in run.hooks:
         hook.start(run)
 
@@ -240,6 +266,9 @@ def _on_request(context: dict | None = None, response: Any = None, exception: An
             except ValueError:
                 observed = -1  # garbage in the header counts as a mismatch
     _run.tally.add(key, observed_shard=observed)
+    if _run.key_listeners:
+        for listener in _run.key_listeners:
+            listener(key, observed, _kw.get("name", ""), exception is None, _kw.get("response_time", 0.0))
 
 
 # --- distributed mode ----------------------------------------------------------------------------
@@ -261,7 +290,8 @@ def _on_worker_report(client_id: str, data: dict, **_kw: Any) -> None:
     try:
         _run.tally.add_frame(frame)
     except (KeyError, ValueError, TypeError, IndexError) as exc:
-        log.error("skewcheck: ignored a malformed frame from worker %s: %s", client_id, exc)
+        _run.rejected_frames += 1  # the verdict can't vouch for counts it didn't get
+        log.error("skewcheck: rejected a frame from worker %s: %s", client_id, exc)
 
 
 @events.reset_stats.add_listener
@@ -281,6 +311,12 @@ def finish(run: SkewRun) -> dict[str, Any]:
         except Exception as exc:  # a hook must never cost the balance verdict
             log.exception("skewcheck: a run hook failed")
             run.extra_checks.append(Check("hook", "inconclusive", f"{type(hook).__name__} failed: {exc}"))
+    if run.rejected_frames:
+        run.extra_checks.append(Check(
+            "worker_frames", "inconclusive",
+            f"{run.rejected_frames} worker report(s) did not fit this master's routers or shard count and "
+            "were not counted: run every worker with the same --skew-* options and scenario",
+            value=run.rejected_frames, limit=0))
     summary, judgement = run.snapshot()
     run.probe_goroutines = goroutine_phases(run.extra_checks)
     extra = {"locust": _locust_counts(run.environment)}
@@ -289,14 +325,18 @@ def finish(run: SkewRun) -> dict[str, Any]:
     extra.update(run.result_extra)
     doc = build_result("run", summary, judgement, run.scenario.model_dump(mode="json"), extra)
     print("\n" + terminal.render(doc), flush=True)
-    report_dir = run.scenario.report.dir
-    if getattr(run.environment.parsed_options, "skew_report_dir", "") or os.environ.get("LOCUST_SKEW_REPORT_DIR"):
-        written = write_reports(doc, report_dir, run.scenario.report.formats)
-        print("skewcheck reports: " + ", ".join(str(p) for p in written.values()), flush=True)
-    status = judgement.verdict.status
-    if status != "pass":
+    if judgement.verdict.status != "pass":  # set first: a report that can't be written must not hide it
         run.environment.process_exit_code = judgement.verdict.exit_code
     run.finished = True
+    if run.scenario.report.dir:
+        try:
+            written = write_reports(doc, run.scenario.report.dir, run.scenario.report.formats)
+        except SkewcheckError as exc:
+            print(f"skewcheck: {exc}", file=sys.stderr, flush=True)
+            if run.environment.process_exit_code is None:
+                run.environment.process_exit_code = exc.exit_code
+        else:
+            print("skewcheck reports: " + ", ".join(str(p) for p in written.values()), flush=True)
     return doc
 
 

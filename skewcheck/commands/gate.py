@@ -1,24 +1,43 @@
-"""`skewcheck gate RESULT.json [--config CONFIG]` — re-judge a saved run result."""
+"""`skewcheck gate RESULT.json [--config CONFIG]` — re-judge a saved run result.
+`skewcheck gate --sidecar URL [--sidecar URL ...]` — judge what running sidecars have counted.
+
+With several --sidecar URLs (the instances of one consumer group), their counts are added before
+judging. Unreachable sidecars, no data, or partitions that none of them consumes: exit 3.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from skewcheck.config import load_scenario
+from skewcheck.errors import UsageError
 from skewcheck.report import terminal, write_reports
 from skewcheck.result import build_result, load_result, rejudge
+
+REPORT_FORMATS = ["json", "junit", "markdown", "html"]
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(name, help="judge a saved result (or a running sidecar) and exit 0/1/3",
                        description=__doc__)
     p.add_argument("result", nargs="?", help="result.json written by a run, plan or sidecar")
+    p.add_argument("--sidecar", action="append", metavar="URL",
+                   help="judge a running sidecar (e.g. http://127.0.0.1:9464); repeat for every instance "
+                        "of the consumer group")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="per-sidecar HTTP timeout (default %(default)g)")
     p.add_argument("--config", help="scenario whose gate thresholds to apply (default: those in force at the run)")
     p.add_argument("--out", help="write the re-judged reports here")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.sidecar and args.result:
+        raise UsageError("give either a result file or --sidecar URLs, not both")
+    if args.sidecar:
+        return _run_sidecars(args)
+    if not args.result:
+        raise UsageError("give a result file to re-judge, or --sidecar URL")
     raw, doc = load_result(args.result)
     if args.config:
         gate_cfg = load_scenario(args.config).gate
@@ -27,9 +46,41 @@ def run(args: argparse.Namespace) -> int:
 
         gate_cfg = GateConfig.model_validate((raw.get("scenario") or {}).get("gate") or {})
     summary, judgement = rejudge(doc, gate_cfg)
-    keep = {k: raw[k] for k in ("plan", "leak", "producer", "scenario", "kind") if k in raw}
+    keep = {k: raw[k] for k in ("plan", "leak", "producer", "sidecar", "sidecars", "scenario", "kind") if k in raw}
     out = build_result(raw.get("kind", "run"), summary, judgement, raw.get("scenario"), keep)
-    print(terminal.render(out))
+    return _report(out, args, judgement.verdict.exit_code)
+
+
+def _run_sidecars(args: argparse.Namespace) -> int:
+    from skewcheck.gate import judge
+    from skewcheck.sidecar.remote import fetch_state, state_url
+    from skewcheck.sidecar.state import coverage_check, gate_config, merge_states
+    from skewcheck.summary import summarize
+
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be > 0")
+    urls = list(dict.fromkeys(args.sidecar))  # the same URL twice would add its counts twice
+    for url in urls:
+        state_url(url)  # a malformed URL is a usage error before any request is made
+    docs = [fetch_state(url, args.timeout) for url in urls]
+    tally = merge_states(docs, urls)
+    gate_cfg = load_scenario(args.config).gate if args.config else gate_config(docs[0])
+    counts = [d.partitions.count for d in docs if d.partitions.count]
+    lag = {f"{i}:{p}": v for i, d in enumerate(docs) for p, v in d.partitions.lag.items()}
+    coverage = coverage_check(docs[0].topic, max(counts) if counts else None,
+                              [d.partitions.assigned for d in docs], lag, instances=len(docs))
+    summary = summarize(tally)
+    judgement = judge(summary, gate_cfg, [coverage])
+    sidecars = [{"url": url, "instance": d.instance, "consumed": d.consumed, "malformed":
+                 {r: c for r, c in d.malformed.items() if c}, "assigned": d.partitions.assigned,
+                 "requests": int(d.frame.get("requests", 0))} for url, d in zip(urls, docs)]
+    scenario = dict(docs[0].scenario or {})
+    out = build_result("sidecar", summary, judgement, scenario, {"sidecars": sidecars})
+    return _report(out, args, judgement.verdict.exit_code)
+
+
+def _report(doc: dict, args: argparse.Namespace, code: int) -> int:
+    print(terminal.render(doc))
     if args.out:
-        write_reports(out, args.out, ["json", "junit", "markdown", "html"])
-    return judgement.verdict.exit_code
+        write_reports(doc, args.out, REPORT_FORMATS)
+    return code
