@@ -175,17 +175,21 @@ def _murmur3_int(n: int) -> ScalarRoute:
     return shard
 
 
+def _utf8(key: Any) -> bytes:
+    """A str key as UTF-8 (a lone surrogate can't be encoded: a clear error, never a crash)."""
+    if type(key) is not str:
+        key = checked_str(key)
+    try:
+        return key.encode()
+    except UnicodeEncodeError:
+        raise unencodable_key_error(key) from None
+
+
 def _murmur3_str(n: int) -> ScalarRoute:
     hash32 = mmh3.hash
 
     def shard(key: Any) -> int:
-        if type(key) is not str:
-            key = checked_str(key)
-        try:
-            data = key.encode()  # never hand mmh3 a str: it crashes on a lone surrogate
-        except UnicodeEncodeError:
-            raise unencodable_key_error(key) from None
-        return hash32(data, signed=False) % n
+        return hash32(_utf8(key), signed=False) % n  # bytes: mmh3 crashes on a lone surrogate
     return shard
 
 
@@ -199,12 +203,7 @@ def _kafka_int(n: int) -> ScalarRoute:
 
 def _kafka_str(n: int) -> ScalarRoute:
     def shard(key: Any) -> int:
-        if type(key) is not str:
-            key = checked_str(key)
-        try:
-            data = key.encode()
-        except UnicodeEncodeError:
-            raise unencodable_key_error(key) from None
+        data = _utf8(key)
         return (murmur2(data) & _POSITIVE31) % n
     return shard
 
@@ -219,12 +218,7 @@ def _jump_int(n: int) -> ScalarRoute:
 
 def _jump_str(n: int) -> ScalarRoute:
     def shard(key: Any) -> int:
-        if type(key) is not str:
-            key = checked_str(key)
-        try:
-            data = key.encode()
-        except UnicodeEncodeError:
-            raise unencodable_key_error(key) from None
+        data = _utf8(key)
         return jump_hash(murmur3_x64_64(data), n)
     return shard
 
@@ -241,12 +235,7 @@ def _redis_int(n: int) -> ScalarRoute:
 
 def _redis_str(n: int) -> ScalarRoute:
     def shard(key: Any) -> int:
-        if type(key) is not str:
-            key = checked_str(key)
-        try:
-            data = key.encode()
-        except UnicodeEncodeError:
-            raise unencodable_key_error(key) from None
+        data = _utf8(key)
         return redis_slot(data) * n // REDIS_SLOTS
     return shard
 
