@@ -121,6 +121,9 @@ def test_events_frames_and_malformed_are_counted_exactly(kafka_broker, topic, si
     assert reasons == {**{r: 7 for r in MALFORMED_INT.values()}, "not_json": 7 + 5}
 
     text = sc.metrics()
+    from test_prometheus_rules import promtool_check_metrics
+
+    assert promtool_check_metrics(text) == []  # the real /metrics of a sidecar passes promtool
     assert metric(text, "skewcheck_events_consumed_total") == total
     assert metric(text, "skewcheck_events_malformed_total", reason="wrong_version") == 7
     assert metric(text, "skewcheck_events_malformed_total", reason="not_json") == 12
