@@ -64,7 +64,7 @@ class Sidecar:
         assert status == 200, self.output[-2000:]
         return body.decode()
 
-    def wait_ready(self, timeout: float = 30.0) -> Sidecar:
+    def wait_ready(self, timeout: float = 45.0) -> Sidecar:
         ok = wait_for(lambda: self.get("/readyz")[0] == 200 or self.exited(), timeout)
         assert ok and not self.exited(), f"sidecar not ready:\n{self.output[-3000:]}"
         return self

@@ -38,7 +38,9 @@ POLL_TIMEOUT_MS = 200  # how long one poll waits for data, so a stop request is 
 MAX_POLL_RECORDS = 5000  # larger batches route faster (numpy); memory per batch stays bounded
 COMMIT_INTERVAL_S = 1.0  # bounds what a partition handed to another instance can re-read
 SESSION_TIMEOUT_MS = 10_000  # a killed instance's partitions move on after this, not Kafka's 45 s
-REBALANCE_STALL_S = 3 * SESSION_TIMEOUT_MS / 1000  # a join still unanswered by then never will be
+# A join with no assignment after twice the session timeout has stalled (kafka-python 3.0 can leave
+# a join unfinished for good, seen about once in 30 starts on a busy machine): rejoin afresh.
+REBALANCE_STALL_S = 2 * SESSION_TIMEOUT_MS / 1000
 COMMIT_TIMEOUT_MS = 5000  # blocking calls (shutdown commit, start-up checks) never hang on a dead broker
 TOPIC_POLL_S = 0.5
 TROUBLE_REPORT_S = 10.0  # one line per this while the broker stays unreachable
