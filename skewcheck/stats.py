@@ -75,6 +75,11 @@ _EPS = 1e-15
 _TINY = 1e-300
 
 
+def _nonzero(x: float) -> float:
+    """Lentz's continued fractions divide by these terms: keep them off zero."""
+    return _TINY if abs(x) < _TINY else x
+
+
 def _gammainc_series(a: float, x: float) -> float:
     term = total = 1.0 / a
     n = a
@@ -96,9 +101,9 @@ def _gammaincc_cf(a: float, x: float) -> float:
         an = -i * (i - a)
         b += 2
         d = an * d + b
-        d = _TINY if abs(d) < _TINY else d
+        d = _nonzero(d)
         c = b + an / c
-        c = _TINY if abs(c) < _TINY else c
+        c = _nonzero(c)
         d = 1 / d
         delta = d * c
         h *= delta
@@ -121,23 +126,23 @@ def _betacf(a: float, b: float, x: float) -> float:
     qab, qap, qam = a + b, a + 1, a - 1
     c = 1.0
     d = 1 - qab * x / qap
-    d = _TINY if abs(d) < _TINY else d
+    d = _nonzero(d)
     d = 1 / d
     h = d
     for m in range(1, 100000):
         m2 = 2 * m
         aa = m * (b - m) * x / ((qam + m2) * (a + m2))
         d = 1 + aa * d
-        d = _TINY if abs(d) < _TINY else d
+        d = _nonzero(d)
         c = 1 + aa / c
-        c = _TINY if abs(c) < _TINY else c
+        c = _nonzero(c)
         d = 1 / d
         h *= d * c
         aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
         d = 1 + aa * d
-        d = _TINY if abs(d) < _TINY else d
+        d = _nonzero(d)
         c = 1 + aa / c
-        c = _TINY if abs(c) < _TINY else c
+        c = _nonzero(c)
         d = 1 / d
         delta = d * c
         h *= delta

@@ -137,7 +137,6 @@ def summarize_counts(
     key_f2: float,
     duration_s: float = 0.0,
     window_counts: np.ndarray | None = None,
-    window_requests: int = 0,
     window_covered_s: float = 0.0,
     run_requests: int | None = None,
 ) -> RouterSummary:
@@ -197,7 +196,7 @@ def summarize(tally: Any, now: float | None = None, top_n: int = 10) -> Summary:
         duration = max(duration, now - tally.first_ts)
     routers = {
         name: summarize_counts(name, counts[i], key_f2=key_f2, duration_s=duration,
-                               window_counts=wcounts[i], window_requests=wreq,
+                               window_counts=wcounts[i],
                                window_covered_s=covered, run_requests=tally.requests)
         for i, name in enumerate(tally.router_names)
     }
