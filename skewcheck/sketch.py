@@ -45,7 +45,7 @@ class HeavyHitters:
         values, counts = np.unique(np.asarray(keys), return_counts=True)
         self.total += int(counts.sum())
         if len(values) > self.capacity:
-            cut = int(np.partition(counts, -(self.capacity + 1))[-(self.capacity + 1)])
+            cut = kth_largest(counts, self.capacity + 1)
             keep = counts > cut
             values, counts = values[keep], counts[keep] - cut
             self.error += cut
@@ -89,6 +89,19 @@ class HeavyHitters:
         self.counts.clear()
         self.error = 0
         self.total = 0
+
+
+def kth_largest(counts: np.ndarray, k: int) -> int:
+    """The k-th largest of positive counts (1 ≤ k ≤ len), via their histogram.
+
+    Counts of one batch sum to the batch size, so the histogram is never longer than the batch;
+    np.partition degrades badly on the near-constant counts of a uniform batch (all ones).
+    """
+    if counts.max() > 4 * len(counts):  # not one batch's counts: a sort is cheaper than the histogram
+        return int(np.sort(counts)[-k])
+    hist = np.bincount(counts)
+    at_least = np.cumsum(hist[::-1])  # how many counts are >= max, max-1, …
+    return len(hist) - 1 - int(np.searchsorted(at_least, k))
 
 
 def key_bucket(key_text: str) -> int:

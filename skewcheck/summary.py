@@ -188,6 +188,7 @@ def key_f2_of(tally: Any) -> float:
 
 def summarize(tally: Any, now: float | None = None, top_n: int = 10) -> Summary:
     """Summarise a `skewcheck.tally.Tally` (the first router is the primary)."""
+    tally.flush()  # the keys it holds back count before anything is read
     counts = tally.counts()
     wcounts, wreq, covered = tally.window_counts(now)
     key_f2 = key_f2_of(tally)

@@ -1,8 +1,10 @@
 """Counts per router × shard, over the whole run and over a sliding window.
 
-`add()` is the per-request hot path: one routing call and one increment per router, one F2
-bucket, one heavy-hitter update. Everything derived lives in `skewcheck.summary`.
-Memory is routers × shards × window slots + the sketches, whatever the number of requests or keys.
+`add()` is the per-request hot path: it only remembers the key. The keys of a slot are routed
+under every router, bucketed for F2 and fed to the heavy hitters as one vectorised batch when the
+slot ends, when PENDING_KEYS are waiting, or when anything is read. Everything derived lives in
+`skewcheck.summary`. Memory is routers × shards × window slots + the sketches + at most
+PENDING_KEYS held keys, whatever the number of requests or keys.
 A Tally drains into a *frame* (the Kafka/worker message) and merges frames by addition.
 """
 
@@ -10,14 +12,20 @@ from __future__ import annotations
 
 import math
 import time
+from itertools import repeat
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from skewcheck.sketch import DEFAULT_TOP_CAPACITY, F2_BITS, F2_SEED, HeavyHitters, key_bucket
+from skewcheck.errors import UsageError
+from skewcheck.hashes import INT64_MAX, INT64_MIN, checked_int, checked_str, murmur3_32_many
+from skewcheck.routing import key_array
+from skewcheck.sketch import DEFAULT_TOP_CAPACITY, F2_BITS, F2_SEED, HeavyHitters
 
 DEFAULT_WINDOW_S = 10.0
 DEFAULT_SLOT_S = 1.0  # window resolution: QPS is averaged over whole slots of this length
+PENDING_KEYS = 8192  # keys `add` holds before they are counted as one batch
+MAX_MISMATCH_EXAMPLES = 10
 
 
 class Tally:
@@ -43,15 +51,14 @@ class Tally:
         self.slot_s = float(slot_s)
         self.clock = clock
         self._nslots = max(1, math.ceil(self.window_s / self.slot_s))
-        self._shard_fns = tuple(r.shard for r in routers)
-        self._text = str if self.key_type == "int" else (lambda k: k)
         r, k = len(self.routers), self.shards
         self._ring = np.zeros((self._nslots, r, k), dtype=np.int64)  # live window slots
         self._ring_requests = np.zeros(self._nslots, dtype=np.int64)
         self._retired = np.zeros((r, k), dtype=np.int64)  # slots that left the window
-        self._slot = None  # absolute slot number of the current slot
+        self._slot: int | None = None  # absolute slot number of the current slot
+        self._slot_end = -math.inf  # when the current slot ends
         self._cur = self._ring[0]
-        self.requests = 0
+        self._counted = 0  # requests in the counts (the pending keys are not yet)
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         self._key_buckets = np.zeros(1 << F2_BITS, dtype=np.int64)
@@ -59,51 +66,110 @@ class Tally:
         self.top = HeavyHitters(top_capacity)
         # observed shard (X-Shard answered by the target) vs the primary router's prediction
         self._observed = np.zeros(k, dtype=np.int64)
-        self._new_pending()
+        self._shard_names: dict[Any, int] | None = None  # built when a target first answers X-Shard
+        self._pending_keys: list[Any] = []
+        self._pending_observed: list[tuple[int, Any]] = []  # (index in _pending_keys, X-Shard)
         self.observed_requests = 0
         self.observed_mismatches = 0
         self.mismatch_examples: list[tuple[int | str, int, int]] = []
+        self.unroutable = 0  # keys no router could take (not an int64 / not text), not counted
+        self.unroutable_example: str | None = None
+
+    @property
+    def requests(self) -> int:
+        """Requests counted so far, the pending keys included."""
+        return self._counted + len(self._pending_keys)
 
     # --- hot path -------------------------------------------------------------------------
 
-    def add(self, key: int | str, ts: float | None = None, observed_shard: int | None = None) -> None:
+    def add(self, key: int | str, ts: float | None = None, observed_shard: int | str | None = None) -> None:
+        """Count one request's key; `observed_shard` is the shard the target reported (an int or
+        the X-Shard header's text; anything but a shard number counts as a mismatch)."""
         now = self.clock() if ts is None else ts
-        slot = int(now // self.slot_s)
-        if self._slot is None or slot > self._slot:
-            self._advance(slot, now)
+        if now >= self._slot_end:
+            self._advance(self._slot_of(now), now)
         if now > self.last_ts:  # a late timestamp never moves the run's end backwards
             self.last_ts = now
-        self.requests += 1
-        self._pending_requests += 1
-        # plain lists: a Python int increment costs a fraction of a numpy scalar update
-        pending = self._pending
-        predicted = -1
-        for i, shard_of in enumerate(self._shard_fns):
-            s = shard_of(key)
-            pending[i][s] += 1
-            if i == 0:
-                predicted = s
-        self._pending_buckets[key_bucket(self._text(key))] += 1
-        self.top.add(key)
-        if observed_shard is not None:
-            self._observe(key, predicted, observed_shard)
+        # only remembered here; routing, buckets, top keys and X-Shard run per batch, vectorised
+        self._pending_observed.append(observed_shard)
+        pending = self._pending_keys
+        pending.append(key)
+        if len(pending) >= PENDING_KEYS:
+            self._flush()
 
-    def _new_pending(self) -> None:
-        self._pending = [[0] * self.shards for _ in self.routers]
-        self._pending_requests = 0
-        self._pending_buckets = [0] * (1 << F2_BITS)
-        self._pending_observed = [0] * self.shards
+    def flush(self) -> None:
+        """Count the keys `add` holds back (every read path does this itself)."""
+        self._flush()
 
     def _flush(self) -> None:
-        """Move per-key counts from the plain lists into the current numpy slot."""
-        if not self._pending_requests:
+        """Route and count the pending keys of the current slot as one batch."""
+        keys, observed = self._pending_keys, self._pending_observed
+        if not keys:
             return
-        self._cur += np.array(self._pending, dtype=np.int64)
-        self._ring_requests[self._cur_index] += self._pending_requests
-        self._key_buckets += np.array(self._pending_buckets, dtype=np.int64)
-        self.bucketed_requests += self._pending_requests
-        self._observed += np.array(self._pending_observed, dtype=np.int64)
-        self._new_pending()
+        self._pending_keys, self._pending_observed = [], []
+        try:
+            batch = key_array(keys, self.key_type)
+        except UsageError:
+            batch, observed = self._routable(keys, observed)
+        if not len(batch):
+            return
+        primary = self._count(batch)
+        unanswered = observed.count(None)
+        if unanswered == 0:  # the target answered X-Shard every time
+            self._observe(batch, primary, observed)
+        elif unanswered < len(observed):
+            at = np.array([o is not None for o in observed], dtype=bool)
+            self._observe(batch[at], primary[at], [o for o in observed if o is not None])
+
+    def _routable(self, keys: list[Any], observed: list[Any]) -> tuple[np.ndarray, list[Any]]:
+        """The keys a router can take and their observations; the others are counted in `unroutable`."""
+        good: list[Any] = []
+        seen: list[Any] = []
+        check = checked_int if self.key_type == "int" else checked_str
+        for key, obs in zip(keys, observed):
+            try:
+                check(key)
+            except UsageError as exc:
+                self.unroutable += 1
+                if self.unroutable_example is None:
+                    self.unroutable_example = str(exc)
+            else:
+                good.append(key)
+                seen.append(obs)
+        batch = key_array(good, self.key_type) if good else np.empty(0, dtype=np.int64)
+        return batch, seen
+
+    def _count(self, batch: np.ndarray) -> np.ndarray:
+        """Add a normalised batch to the current slot; the primary router's shard of each key."""
+        n = len(batch)
+        self._counted += n
+        self._ring_requests[self._cur_index] += n
+        primary = None
+        for i, router in enumerate(self.routers):
+            shards = router.shard_many(batch)
+            self._cur[i] += np.bincount(shards, minlength=self.shards)
+            if primary is None:
+                primary = shards
+        buckets = murmur3_32_many(batch, self.key_type, F2_SEED) & np.uint32((1 << F2_BITS) - 1)
+        self._key_buckets += np.bincount(buckets.astype(np.int64), minlength=self._key_buckets.size)
+        self.bucketed_requests += n
+        self.top.add_many(batch)
+        return primary
+
+    def _observe(self, keys: np.ndarray, predicted: np.ndarray, observed: Sequence[Any]) -> None:
+        """The shards a target reported for these keys, against the primary router's prediction."""
+        if self._shard_names is None:
+            self._shard_names = {**{i: i for i in range(self.shards)}, **{str(i): i for i in range(self.shards)}}
+        got = _shard_numbers(observed, self._shard_names)
+        valid = got[(got >= 0) & (got < self.shards)]
+        self._observed += np.bincount(valid, minlength=self.shards)
+        self.observed_requests += len(got)
+        mismatched = np.flatnonzero(got != predicted)
+        self.observed_mismatches += len(mismatched)
+        room = MAX_MISMATCH_EXAMPLES - len(self.mismatch_examples)
+        for i in mismatched[:max(room, 0)].tolist():
+            self.mismatch_examples.append((keys[i].item() if self.key_type == "int" else keys[i],
+                                           int(predicted[i]), int(got[i])))
 
     @property
     def key_buckets(self) -> np.ndarray:
@@ -117,34 +183,23 @@ class Tally:
         self._flush()
         return self._observed
 
-    def _observe(self, key: int | str, predicted: int, observed: int) -> None:
-        if 0 <= observed < self.shards:
-            self._pending_observed[observed] += 1
-        self.observed_requests += 1
-        if observed != predicted:
-            self.observed_mismatches += 1
-            if len(self.mismatch_examples) < 10:
-                self.mismatch_examples.append((key, predicted, observed))
-
     # --- batches ----------------------------------------------------------------------------
 
-    def add_many(self, keys: np.ndarray, ts: float | None = None) -> None:
+    def add_many(self, keys: Any, ts: float | None = None) -> None:
         """Route and count a batch vectorised (planner, Kafka poll batches)."""
-        n = len(keys)
-        if n == 0:
+        if len(keys) == 0:
             return
-        now = self.clock() if ts is None else ts
-        self._at(now)
-        self.requests += n
-        self._ring_requests[self._cur_index] += n
-        for i, router in enumerate(self.routers):
-            self._cur[i] += np.bincount(router.shard_many(keys), minlength=self.shards)
-        from skewcheck.hashes import murmur3_32_many
+        self._at(self.clock() if ts is None else ts)
+        self._count(key_array(keys, self.key_type))
 
-        buckets = murmur3_32_many(keys, self.key_type, F2_SEED) & np.uint32((1 << F2_BITS) - 1)
-        self._key_buckets += np.bincount(buckets.astype(np.int64), minlength=self._key_buckets.size)
-        self.bucketed_requests += n
-        self.top.add_many(keys)
+    def observe_many(self, keys: Any, shards: Sequence[int], ts: float | None = None) -> None:
+        """Shards a target reported for these keys (X-Shard, events' shard field), checked against
+        the primary router; the keys themselves are counted by `add_many`."""
+        if len(keys) == 0:
+            return
+        self._at(self.clock() if ts is None else ts)
+        batch = key_array(keys, self.key_type)
+        self._observe(batch, self.routers[0].shard_many(batch), list(shards))
 
     def add_frame(self, frame: dict[str, Any], ts: float | None = None) -> None:
         """Merge a pre-aggregated frame (a worker's drained tally) by addition.
@@ -155,11 +210,11 @@ class Tally:
         parsed = self._parse_frame(frame)
         now = self.clock() if ts is None else ts
         self._at(now)
-        requests, counts, buckets, top, top_error, observed = parsed
+        requests, counts, buckets, top, top_error, observed, unroutable = parsed
         start = frame.get("window_start")
         if isinstance(start, (int, float)) and self.first_ts is not None and 0 < start < self.first_ts:
             self.first_ts = float(start)  # the run began when the worker's first request did
-        self.requests += requests
+        self._counted += requests
         self._ring_requests[self._cur_index] += requests
         for i, per_shard in counts.items():
             for shard, count in per_shard:
@@ -168,13 +223,14 @@ class Tally:
             self._key_buckets[bucket] += count
         self.bucketed_requests += sum(c for _, c in buckets)
         self.top.merge_items(top, total=requests, error=top_error)
+        self.unroutable += unroutable
         if observed:
             shards, obs_requests, mismatches, examples = observed
             for shard, count in shards:
                 self._observed[shard] += count
             self.observed_requests += obs_requests
             self.observed_mismatches += mismatches
-            room = 10 - len(self.mismatch_examples)
+            room = MAX_MISMATCH_EXAMPLES - len(self.mismatch_examples)
             self.mismatch_examples.extend(examples[:max(room, 0)])
 
     def _parse_frame(self, frame: dict[str, Any]) -> tuple:
@@ -220,7 +276,7 @@ class Tally:
                       for sh, c in dict(obs.get("shards") or {}).items()]
             examples = [(self._key(k), int(p), int(o)) for k, p, o in obs.get("examples") or []]
             observed = (shards, count(obs.get("requests", 0)), count(obs.get("mismatches", 0)), examples)
-        return requests, counts, buckets, top, top_error, observed
+        return requests, counts, buckets, top, top_error, observed, count(frame.get("unroutable", 0))
 
     def _key(self, key: Any) -> int | str:
         if self.key_type == "int":
@@ -232,6 +288,12 @@ class Tally:
 
     def drain_frame(self, source: str, now: float | None = None) -> dict[str, Any]:
         """Everything counted since the last drain, as a frame; then start afresh."""
+        frame = self.frame(source, now)
+        self.reset()
+        return frame
+
+    def frame(self, source: str, now: float | None = None) -> dict[str, Any]:
+        """Everything counted so far, as a frame (the tally keeps counting)."""
         now = self.clock() if now is None else now
         counts = self.counts()
         self.top.compact()  # every counter goes into the frame, its pruning into top_error
@@ -250,6 +312,8 @@ class Tally:
             "top_error": self.top.error,
             "key_buckets": _sparse(self.key_buckets),
         }
+        if self.unroutable:
+            frame["unroutable"] = self.unroutable
         if self.observed_requests:
             frame["observed"] = {
                 "shards": _sparse(self.observed),
@@ -257,7 +321,6 @@ class Tally:
                 "mismatches": self.observed_mismatches,
                 "examples": [[str(k), p, o] for k, p, o in self.mismatch_examples],
             }
-        self.reset()
         return frame
 
     def merge(self, other: "Tally") -> None:
@@ -266,7 +329,7 @@ class Tally:
             raise ValueError("can only merge tallies with the same routers and shard count")
         self._at(self.clock())
         self._cur += other.counts()
-        self.requests += other.requests
+        self._counted += other.requests
         self._ring_requests[self._cur_index] += other.requests
         self._key_buckets += other.key_buckets
         self.bucketed_requests += other.bucketed_requests
@@ -274,21 +337,25 @@ class Tally:
         self._observed += other.observed
         self.observed_requests += other.observed_requests
         self.observed_mismatches += other.observed_mismatches
+        self.unroutable += other.unroutable
 
     def reset(self) -> None:
         self._ring[:] = 0
         self._ring_requests[:] = 0
         self._retired[:] = 0
         self._slot = None
-        self.requests = 0
+        self._slot_end = -math.inf
+        self._counted = 0
         self.first_ts = self.last_ts = None
         self._key_buckets[:] = 0
         self.bucketed_requests = 0
         self.top.clear()
         self._observed[:] = 0
-        self._new_pending()
+        self._pending_keys, self._pending_observed = [], []
         self.observed_requests = self.observed_mismatches = 0
         self.mismatch_examples.clear()
+        self.unroutable = 0
+        self.unroutable_example = None
 
     # --- window bookkeeping -------------------------------------------------------------------
 
@@ -296,10 +363,14 @@ class Tally:
     def _cur_index(self) -> int:
         return (self._slot or 0) % self._nslots
 
-    def _at(self, now: float) -> None:
+    def _slot_of(self, now: float) -> int:
+        """The slot `now` opens: past the current one even where float division rounds down."""
         slot = int(now // self.slot_s)
-        if self._slot is None or slot > self._slot:
-            self._advance(slot, now)
+        return slot if self._slot is None or slot > self._slot else self._slot + 1
+
+    def _at(self, now: float) -> None:
+        if now >= self._slot_end:
+            self._advance(self._slot_of(now), now)
         self.last_ts = now if self.last_ts is None else max(self.last_ts, now)
 
     def _advance(self, slot: int, now: float) -> None:
@@ -319,6 +390,7 @@ class Tally:
             self._slot = slot
         # a late timestamp (slot < current) is counted in the current slot: windows follow arrival
         self._cur = self._ring[self._slot % self._nslots]
+        self._slot_end = (self._slot + 1) * self.slot_s
 
     def advance_to(self, now: float | None = None) -> None:
         """Let the window slide to `now` even without traffic (so idle shards decay to 0 QPS)."""
@@ -348,6 +420,28 @@ class Tally:
         if self.first_ts is None or self.last_ts is None:
             return 0.0
         return self.last_ts - self.first_ts
+
+
+def _shard_numbers(observed: Sequence[Any], names: dict[Any, int]) -> np.ndarray:
+    """Reported shards (ints or header text) as int64; -1 for anything that isn't a number.
+
+    `names` maps every valid shard, as int and as text, to its number: one dict lookup per
+    answer; only answers outside it (other shards, garbage) are parsed one by one.
+    """
+    got = np.fromiter(map(names.get, observed, repeat(-1)), dtype=np.int64, count=len(observed))
+    for i in np.flatnonzero(got < 0).tolist():
+        got[i] = _shard_number(observed[i])
+    return got
+
+
+def _shard_number(value: Any) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, str)):
+        return -1
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return -1
+    return number if INT64_MIN <= number <= INT64_MAX else -1
 
 
 def _sparse(counts: np.ndarray) -> dict[str, int]:

@@ -110,6 +110,17 @@ def test_the_state_file_round_trips(tmp_path):
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
 
+def test_the_state_of_a_sidecar_running_for_days_restores(tmp_path):
+    now = [1000.0]
+    a = fed(list(range(3000)), "a", clock=lambda: now[0])
+    now[0] += 3 * 86_400  # three days later, with the counts from the first second still held
+    path = tmp_path / "state.json"
+    checkpoint.save(path, a.document())
+    b = SidecarState(SCENARIO, KafkaConfig(topic="t"), instance="b", clock=lambda: now[0])
+    b.restore(checkpoint.load(path), str(path))
+    assert b.tally.requests == 3000 and b.tally.first_ts == 1000.0
+
+
 def test_a_state_file_of_another_scenario_or_topic_is_refused(tmp_path):
     path = tmp_path / "state.json"
     checkpoint.save(path, fed([1], "a").document())

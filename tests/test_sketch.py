@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skewcheck.sketch import HeavyHitters, estimate_f2
+from skewcheck.sketch import HeavyHitters, estimate_f2, kth_largest
 
 
 def test_heavy_hitters_find_hot_keys_within_the_error_bound() -> None:
@@ -51,3 +51,13 @@ def pytest_approx(value: float, rel: float):
     import pytest
 
     return pytest.approx(value, rel=rel)
+
+
+def test_kth_largest_matches_a_sort_on_flat_and_skewed_counts() -> None:
+    rng = np.random.default_rng(11)
+    cases = [np.ones(5000, dtype=np.int64), np.minimum(rng.zipf(1.3, 3000), 3000), rng.zipf(1.3, 3000), rng.integers(1, 4, 700)]
+    cases += [rng.integers(1, int(rng.integers(2, 60)), int(rng.integers(1, 400))) for _ in range(300)]
+    for counts in cases:
+        for k in {1, 65, len(counts)} | {int(rng.integers(1, len(counts) + 1))}:
+            if k <= len(counts):
+                assert kth_largest(counts, k) == int(np.sort(counts)[-k])

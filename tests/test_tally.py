@@ -1,9 +1,11 @@
-"""The tally: per-key and batch paths agree, windows slide, frames merge by addition without
-losing or double-counting anything, and bad frames change nothing."""
+"""The tally: per-key and batch paths agree, windows slide, held-back keys stay bounded and
+count in their own slot, frames merge by addition without losing or double-counting anything,
+bad frames change nothing, and keys no router can take are counted apart."""
 
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from conftest import run_skewcheck
 from skewcheck.gate import judge
 from skewcheck.routing import make_router
 from skewcheck.summary import summarize
-from skewcheck.tally import Tally
+from skewcheck.tally import PENDING_KEYS, Tally
 
 
 def _tally(shards: int = 100, names=("hash-mod", "murmur3"), **kw) -> Tally:
@@ -33,6 +35,77 @@ def test_per_key_and_batch_paths_count_the_same() -> None:
     assert (a.counts() == b.counts()).all() and a.requests == b.requests == 20_000
     assert (a.key_buckets == b.key_buckets).all()
     assert a.counts()[0, 0] == 20_000  # hash-mod: every account on shard 0
+
+
+def test_held_back_keys_stay_bounded_whatever_the_number_of_requests() -> None:
+    t = _tally()
+    t.add(KEYS[0], ts=5.0)
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    for i in range(200_000):  # one slot: only the PENDING_KEYS bound flushes
+        t.add(10_000_000 + i, ts=5.5)  # distinct keys, none of them a small cached int
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    # 200k keys held would be ~7 MB of ints and list; the bound keeps a few hundred KB
+    assert peak < 3 * 2**20, peak
+    assert t.requests == 200_001 and t.counts()[1].sum() == 200_001
+
+
+def test_held_back_keys_count_in_the_slot_they_arrived_in() -> None:
+    t = _tally(window_s=2)
+    for _ in range(3 * PENDING_KEYS + 5):
+        t.add(KEYS[0], ts=100.5)
+    for _ in range(7):
+        t.add(KEYS[1], ts=101.5)
+    t.add(KEYS[2], ts=102.5)  # slot 100 leaves the 2 s window
+    _, requests, _ = t.window_counts()
+    assert requests == 8 and t.requests == 3 * PENDING_KEYS + 13
+    assert t.counts()[0, 0] == 3 * PENDING_KEYS + 13  # hash-mod: every account on shard 0
+
+
+def test_a_key_no_router_can_take_is_counted_apart_and_nothing_else_is_lost() -> None:
+    t = _tally()
+    for k in KEYS[:50]:
+        t.add(k, ts=1.0, observed_shard="0")
+    t.add("not-a-number", ts=1.0, observed_shard="0")
+    t.add(2**70, ts=1.0)
+    t.add(1.5, ts=1.0, observed_shard="0")
+    for k in KEYS[50:100]:
+        t.add(k, ts=1.0, observed_shard="1" if k == KEYS[60] else "0")
+    summary = summarize(t)
+    assert summary.requests == 100 and t.unroutable == 3 and "not-a-number" in t.unroutable_example
+    assert t.counts()[0, 0] == 100
+    assert t.observed_requests == 100 and t.observed_mismatches == 1
+    assert t.mismatch_examples == [(KEYS[60], 0, 1)]
+    master = _tally()
+    master.add_frame(json.loads(json.dumps(t.drain_frame("w"))), ts=1.0)
+    assert master.unroutable == 3 and master.requests == 100
+
+
+def test_x_shard_text_is_parsed_and_garbage_or_other_shards_are_mismatches() -> None:
+    t = _tally()
+    answers = ["0", "0", "abc", "150", " 0", "", "0"]
+    for a in answers:
+        t.add(KEYS[3], ts=1.0, observed_shard=a)
+    t.add(KEYS[3], ts=1.0)  # no header: not an observation
+    t.flush()
+    assert t.observed_requests == 7 and t.observed_mismatches == 3
+    assert list(t.observed[:1]) == [4]  # "0" three times and " 0" (int() takes the spaces)
+    assert sorted(o for _, _, o in t.mismatch_examples) == [-1, -1, 150]
+
+
+def test_observations_in_a_batch_match_the_per_key_path() -> None:
+    keys = KEYS * 3
+    shards = [0] * len(keys)
+    shards[5], shards[200] = 7, 99
+    a, b = _tally(), _tally()
+    for k, s in zip(keys, shards):
+        a.add(k, ts=1.0, observed_shard=s)
+    b.add_many(keys, ts=1.0)
+    b.observe_many(keys, shards, ts=1.0)
+    assert (a.observed == b.observed).all() and a.observed_requests == b.observed_requests == len(keys)
+    assert a.observed_mismatches == b.observed_mismatches == 2
+    assert a.mismatch_examples == b.mismatch_examples == [(keys[5], 0, 7), (keys[200], 0, 99)]
 
 
 def test_f2_from_the_real_bucket_hash_matches_the_exact_value() -> None:

@@ -96,6 +96,7 @@ class FrameMessage(_Message):
     top_error: Count = 0
     key_buckets: dict[StrictStr, Count] | None = None
     observed: ObservedCounts | None = None
+    unroutable: Count = 0  # keys the worker's routers could not take (not in `requests`)
 
 
 def event_model(key_field: str, shard_field: str | None, key_type: str, shards: int) -> type[BaseModel]:

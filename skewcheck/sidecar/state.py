@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from skewcheck.config import KafkaConfig, Scenario
@@ -27,12 +26,11 @@ from skewcheck.result import build_result
 from skewcheck.routing import key_array, make_router
 from skewcheck.sidecar.messages import MALFORMED_REASONS, DecodedBatch, Decoder
 from skewcheck.summary import Summary, summarize
-from skewcheck.tally import Tally
+from skewcheck.tally import MAX_MISMATCH_EXAMPLES, Tally
 from skewcheck.verdict import Check
 
 STATE_SCHEMA = "skewcheck.sidecar-state/1"
 COVERAGE_RULE = "kafka_coverage"
-MAX_MISMATCH_EXAMPLES = 10  # as the tally keeps for Locust runs
 LIVENESS_STALL_S = 60.0  # a consumer loop silent this long is stuck: /healthz fails
 _EMPTY_FRAME: dict[str, Any] = {"requests": 0}  # moves a tally's clock without counting anything
 
@@ -77,7 +75,7 @@ class SidecarState:
             if batch.keys:
                 tally.add_many(key_array(batch.keys, tally.key_type), ts=now)
             if batch.observed_keys:
-                self._observe(batch.observed_keys, batch.observed_shards, now)
+                tally.observe_many(batch.observed_keys, batch.observed_shards, ts=now)
             for frame in batch.frames:
                 tally.add_frame(frame, ts=now)
             self.consumed += batch.messages
@@ -86,20 +84,6 @@ class SidecarState:
             for reason, count in batch.malformed.items():
                 self.malformed[reason] = self.malformed.get(reason, 0) + count
             self.positions.update(offsets)
-
-    def _observe(self, keys: list[int | str], shards: list[int], now: float) -> None:
-        """The shards a target reported, against the primary router's prediction (as Tally.add does)."""
-        tally = self.tally
-        observed = np.asarray(shards, dtype=np.int64)
-        predicted = tally.routers[0].shard_many(key_array(keys, tally.key_type))
-        mismatched = np.flatnonzero(predicted != observed)
-        per_shard = np.bincount(observed, minlength=tally.shards)
-        tally.add_frame({"requests": 0, "observed": {
-            "shards": {str(s): int(c) for s, c in enumerate(per_shard) if c},
-            "requests": len(observed), "mismatches": len(mismatched)}}, ts=now)
-        room = MAX_MISMATCH_EXAMPLES - len(tally.mismatch_examples)
-        for i in mismatched[:max(room, 0)]:
-            tally.mismatch_examples.append((keys[i], int(predicted[i]), int(observed[i])))
 
     def alive(self, now: float | None = None) -> bool:
         return (self.clock() if now is None else now) - self.heartbeat < LIVENESS_STALL_S
@@ -152,11 +136,9 @@ class SidecarState:
     def document(self) -> dict[str, Any]:
         """The `/state` document (and the checkpoint): whole-run counts as a frame, plus offsets."""
         tally = self.tally
-        # A scratch copy drains into a frame without resetting the live tally.
-        scratch = Tally(tally.routers, window_s=tally.window_s, top_capacity=tally.top.capacity,
-                        clock=tally.clock)
-        scratch.merge(tally)
-        frame = scratch.drain_frame(self.instance)
+        frame = tally.frame(self.instance)
+        # counts only: the span is first_ts/last_ts below (a frame's window_s is capped at a day)
+        frame["window_start"], frame["window_s"] = self.clock(), 0.0
         return {
             "schema": STATE_SCHEMA,
             "instance": self.instance,
