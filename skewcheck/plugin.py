@@ -20,9 +20,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import gevent
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
+
+try:
+    from geventhttpclient.header import Headers as _FastHeaders
+except ImportError:  # pragma: no cover - FastHttpUser's client is a Locust dependency
+    _FastHeaders = None
 
 from skewcheck.config import Scenario, load_scenario, with_overrides
 from skewcheck.errors import EXIT_USAGE, SkewcheckError
@@ -41,7 +47,12 @@ log = logging.getLogger("skewcheck")
 
 CONTEXT_KEY = "skew_key"  # where a request's key travels in Locust's request context
 FRAME_KEY = "skewcheck"  # where a worker's frame travels in its report to the master
+FINAL_REQUEST = "skewcheck_final"  # master -> workers at the end of the test: stop, send the rest
+FINAL_FRAME = "skewcheck_final_frame"  # worker -> master: everything not reported yet
+FINAL_WAIT_S = 15.0  # how long the master waits for every worker's final frame
 SHARD_HEADER = "X-Shard"
+_SHARD_HEADER_LOWER = SHARD_HEADER.lower()
+KEY_BLOCK = 1024  # keys drawn per vectorised draw for next_key()
 
 
 @dataclass
@@ -61,11 +72,23 @@ class SkewRun:
     finished: bool = False
     reported: int = 0  # requests this worker has sent to the master so far
     rejected_frames: int = 0  # worker frames that did not fit this master's routers/shards
+    final_pending: set[str] = field(default_factory=set)  # workers whose final frame is still due
     probe_goroutines: dict[str, int] = field(default_factory=dict)  # leak probe phase totals
     result_extra: dict[str, Any] = field(default_factory=dict)  # sections hooks add to result.json
+    key_block: list[Any] = field(default_factory=list)  # keys drawn ahead, handed out last-first
 
     def next_key(self) -> int | str:
-        return self.distribution.next()
+        block = self.key_block
+        if not block:
+            block = self.refill_keys()
+        return block.pop()
+
+    def refill_keys(self) -> list[Any]:
+        """Draw the next KEY_BLOCK keys at once (one vectorised draw instead of one call per request)."""
+        block = self.distribution.sample(KEY_BLOCK).tolist()
+        block.reverse()
+        self.key_block = block
+        return block
 
     def wait_seconds(self) -> float:
         load = self.scenario.load
@@ -92,7 +115,11 @@ def current() -> SkewRun:
 
 def next_key() -> int | str:
     """The next key from the scenario's distribution."""
-    return current().next_key()
+    run = _run
+    if run is None:
+        current()  # raises the explanation
+    block = run.key_block
+    return block.pop() if block else run.next_key()
 
 
 def context(key: int | str) -> dict[str, Any]:
@@ -192,6 +219,10 @@ def _on_init(environment: Environment, **_kw: Any) -> None:
         return
     if run.role != "worker" and not environment.host:
         _start_demo_target(run)
+    if run.role == "master":
+        environment.runner.register_message(FINAL_FRAME, _on_final_frame)
+    elif run.role == "worker":
+        environment.runner.register_message(FINAL_REQUEST, _on_final_request)
     if environment.web_ui is not None and run.role != "worker":
         from skewcheck import webui
 
@@ -247,28 +278,44 @@ def _on_test_start(environment: Environment, **_kw: Any) -> None:
 
 
 @events.request.add_listener
-def _on_request(context: dict | None = None, response: Any = None, exception: Any = None, **_kw: Any) -> None:
+def _on_request(request_type: str = "", name: str = "", response_time: float = 0.0,
+                response_length: int = 0, response: Any = None, context: dict | None = None,
+                exception: Any = None, **_kw: Any) -> None:
+    # Locust's own arguments are named so the call binds them instead of building a dict
     if not context or _run is None:
         return
     key = context.get(CONTEXT_KEY)
     if key is None:
         return
-    status = getattr(response, "status_code", 0) or 0
-    if not status:
+    if exception is not None and not getattr(response, "status_code", 0):
         return  # no answer (connection refused/reset): the request never reached a shard
-    observed = None
-    headers = getattr(response, "headers", None)
-    if headers is not None:
-        raw = headers.get(SHARD_HEADER)
-        if raw is not None:
-            try:
-                observed = int(raw)
-            except ValueError:
-                observed = -1  # garbage in the header counts as a mismatch
-    _run.tally.add(key, observed_shard=observed)
-    if _run.key_listeners:
-        for listener in _run.key_listeners:
-            listener(key, observed, _kw.get("name", ""), exception is None, _kw.get("response_time", 0.0))
+    raw = shard_header(getattr(response, "headers", None))
+    run = _run
+    run.tally.add(key, observed_shard=raw)  # the header's text is parsed with the batch
+    if run.key_listeners:
+        observed = None if raw is None else shard_number(raw)
+        for listener in run.key_listeners:
+            listener(key, observed, name, exception is None, response_time)
+
+
+def shard_header(headers: Any) -> Any:
+    """The X-Shard header's value, or None. FastHttpUser's headers (geventhttpclient's Headers)
+    are a dict of lower-cased names to (name, value), read directly on this per-request path."""
+    if headers is None:
+        return None
+    if type(headers) is _FastHeaders:
+        entry = dict.get(headers, _SHARD_HEADER_LOWER)
+        if entry is None or type(entry) is tuple:
+            return entry if entry is None else entry[1]
+    return headers.get(SHARD_HEADER)
+
+
+def shard_number(raw: str) -> int:
+    """The X-Shard header as a shard number; -1 (never a shard, so a mismatch) for garbage."""
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return -1
 
 
 # --- distributed mode ----------------------------------------------------------------------------
@@ -294,6 +341,52 @@ def _on_worker_report(client_id: str, data: dict, **_kw: Any) -> None:
         log.error("skewcheck: rejected a frame from worker %s: %s", client_id, exc)
 
 
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_kw: Any) -> None:
+    """Master: before Locust tells the workers to quit, collect what they have not reported yet.
+
+    Locust gives the workers' final stats reports 0.5 s after its quit message; a worker busy
+    stopping its users can miss that. So the master asks every worker for its final frame and
+    waits for all of them (at most FINAL_WAIT_S) while its message loop keeps running.
+    """
+    run = _run
+    if run is None or run.role != "master":
+        return
+    runner = environment.runner
+    workers = {client.id for client in runner.clients.all}
+    if not workers or gevent.getcurrent() in runner.greenlet:
+        return  # no one to ask, or called from the message loop itself (it would wait for itself)
+    run.final_pending = set(workers)
+    for worker in workers:
+        runner.send_message(FINAL_REQUEST, None, worker)
+    deadline = time.monotonic() + FINAL_WAIT_S
+    while run.final_pending and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    if run.final_pending:
+        log.error("skewcheck: no final counts from worker(s) %s within %.0f s", ", ".join(sorted(run.final_pending)),
+                  FINAL_WAIT_S)
+
+
+def _on_final_request(environment: Environment, msg: Any, **_kw: Any) -> None:
+    """Worker: stop the users (the test is over), then send everything not yet reported."""
+    run = _run
+    runner = environment.runner
+    runner.stop()  # no request may complete after the frame; Locust's own quit finds this done
+    frame = None
+    if run is not None and run.tally.requests:
+        frame = run.tally.drain_frame(str(runner.client_id))
+        run.reported += frame["requests"]
+    runner.send_message(FINAL_FRAME, {FRAME_KEY: frame})
+
+
+def _on_final_frame(environment: Environment, msg: Any, **_kw: Any) -> None:
+    run = _run
+    if run is None:
+        return
+    _on_worker_report(msg.node_id, msg.data or {})
+    run.final_pending.discard(msg.node_id)
+
+
 @events.reset_stats.add_listener
 def _on_reset_stats(**_kw: Any) -> None:
     if _run is not None:
@@ -311,12 +404,25 @@ def finish(run: SkewRun) -> dict[str, Any]:
         except Exception as exc:  # a hook must never cost the balance verdict
             log.exception("skewcheck: a run hook failed")
             run.extra_checks.append(Check("hook", "inconclusive", f"{type(hook).__name__} failed: {exc}"))
+    if run.final_pending:  # workers that never answered (Locust's own last report may still carry them)
+        run.extra_checks.append(Check(
+            "worker_final_reports", "inconclusive",
+            f"{len(run.final_pending)} worker(s) did not send their final counts within {FINAL_WAIT_S:.0f} s "
+            "of the end of the test; the totals may be short", value=len(run.final_pending), limit=0))
     if run.rejected_frames:
         run.extra_checks.append(Check(
             "worker_frames", "inconclusive",
             f"{run.rejected_frames} worker report(s) did not fit this master's routers or shard count and "
             "were not counted: run every worker with the same --skew-* options and scenario",
             value=run.rejected_frames, limit=0))
+    run.tally.flush()
+    if run.tally.unroutable:
+        example = f" (first: {run.tally.unroutable_example})" if run.tally.unroutable_example else ""
+        run.extra_checks.append(Check(
+            "request_keys", "inconclusive",
+            f"{run.tally.unroutable} request key(s) could not be routed as {run.tally.key_type} keys and were "
+            f"not counted{example}: the locustfile must hand the plugin keys of the scenario's routing.key_type",
+            value=run.tally.unroutable, limit=0))
     summary, judgement = run.snapshot()
     run.probe_goroutines = goroutine_phases(run.extra_checks)
     extra = {"locust": _locust_counts(run.environment)}

@@ -120,3 +120,15 @@ def test_explicit_master_and_workers_lose_no_report(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "result.json").read_text())
     assert doc["requests"] == sum(totals) == doc["locust"]["requests"]
     assert all(w.returncode == 0 for w in workers)
+
+
+def test_a_worker_slow_to_stop_loses_no_report(tmp_path: Path) -> None:
+    # the workers need 1.5 s to stop, past the 0.5 s Locust's master waits for their last reports
+    slow = str(REPO / "tests" / "data" / "slow_worker_stop.py")
+    run = run_locust("-f", slow, *HEADLESS, "-t", "6s", "--processes", "2", report_dir=tmp_path, timeout=120)
+    assert run.returncode == 0, run.output[-3000:]
+    workers = _worker_totals(run.output)
+    assert len(workers) == 2 and all(n > 0 for n in workers), run.output[-2000:]
+    doc = run.result()
+    assert doc["requests"] == sum(workers) == doc["locust"]["requests"]
+    assert not run.leftover
