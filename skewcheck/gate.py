@@ -41,6 +41,30 @@ class Judgement:
     diagnosis: Diagnosis
 
 
+def share_status(value: float, low: float, limit: float, enough: bool = True) -> str:
+    """The max-share rule on the hottest shard's share and the low end of its interval."""
+    if low > limit and enough:
+        return "block"
+    return "inconclusive" if value > limit else "pass"
+
+
+def excess_status(excess: float, floor: float, limit: float, enough: bool) -> str:
+    """The stddev rule on the excess over the noise floor."""
+    if not enough or math.isnan(floor):
+        return "inconclusive"
+    return "block" if excess > limit else "pass"
+
+
+def row_status(max_share: float, max_share_low: float, excess: float, floor: float, requests: int,
+               cfg: GateConfig) -> str:
+    """The balance verdict of one router's figures (a plan row) under these thresholds."""
+    enough = requests >= cfg.min_requests
+    statuses = ["pass" if enough else "inconclusive",
+                share_status(max_share, max_share_low, cfg.max_shard_share, enough) if requests else "inconclusive",
+                excess_status(excess, floor, cfg.stddev_excess_limit, enough)]
+    return Verdict(tuple(Check("row", st, "") for st in statuses)).status
+
+
 def share_check(rs: RouterSummary, limit: float, enough: bool = True) -> Check:
     s = rs.hottest_shard
     value, low, high = rs.max_share, rs.max_share_low, rs.max_share_high
@@ -50,19 +74,17 @@ def share_check(rs: RouterSummary, limit: float, enough: bool = True) -> Check:
     if rs.requests == 0:
         return Check("max_shard_share", "inconclusive", f"{rs.router}: no requests counted",
                      rs.router, None, None, limit, details)
-    if not enough and value > limit:
-        return Check("max_shard_share", "inconclusive",
-                     f"shard {s} carries {value:.1%} under {rs.router} ({interval}) but from too few "
-                     "requests to judge; run longer", rs.router, s, value, limit, details)
-    if low > limit:
-        status, msg = "block", (f"shard {s} carries {value:.1%} of requests under {rs.router} "
-                                f"({interval}), above the {limit:.0%} limit")
-    elif value > limit:
-        status, msg = "inconclusive", (f"shard {s} carries {value:.1%} under {rs.router} ({interval}): "
-                                       f"above the {limit:.0%} limit but not significantly; run longer")
+    status = share_status(value, low, limit, enough)
+    if status == "block":
+        msg = f"shard {s} carries {value:.1%} of requests under {rs.router} ({interval}), above the {limit:.0%} limit"
+    elif status == "inconclusive" and not enough:
+        msg = (f"shard {s} carries {value:.1%} under {rs.router} ({interval}) but from too few requests to "
+               "judge; run longer")
+    elif status == "inconclusive":
+        msg = (f"shard {s} carries {value:.1%} under {rs.router} ({interval}): above the {limit:.0%} limit "
+               "but not significantly; run longer")
     else:
-        status, msg = "pass", (f"hottest shard {s} carries {value:.1%} under {rs.router} ({interval}), "
-                               f"within the {limit:.0%} limit")
+        msg = f"hottest shard {s} carries {value:.1%} under {rs.router} ({interval}), within the {limit:.0%} limit"
     return Check("max_shard_share", status, msg, rs.router, s, value, limit, details)
 
 
@@ -78,7 +100,7 @@ def stddev_check(rs: RouterSummary, limit: float, enough: bool) -> Check:
                      "so the stddev ratio cannot be judged", rs.router, None, None, limit, details)
     text = (f"stddev ratio {rs.stddev_ratio:.3f} under {rs.router} vs noise floor {rs.floor:.3f}: "
             f"excess {rs.excess:.3f}")
-    if rs.excess > limit:
+    if excess_status(rs.excess, rs.floor, limit, enough) == "block":
         return Check("stddev_ratio", "block", f"{text} above the limit {limit}", rs.router,
                      rs.hottest_shard, rs.excess, limit, details)
     return Check("stddev_ratio", "pass", f"{text} within the limit {limit}", rs.router, None,

@@ -6,11 +6,15 @@ The hottest shard reaches its capacity C when the total load reaches C / max_sha
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any, Callable
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from skewcheck.config import Scenario
-from skewcheck.gate import judge
+from skewcheck.errors import UsageError
+from skewcheck.gate import GateConfig, judge, row_status
 from skewcheck.result import build_result
 from skewcheck.routing import make_router
 from skewcheck.summary import summarize
@@ -66,8 +70,7 @@ def run_plan(scenario: Scenario, requests: int | None = None, progress: Progress
                 "headroom": 1.0 - rs.max_share * cfg.target_qps / cfg.shard_capacity_qps,
                 "status": row_judgement.verdict.status,
             })
-    passing = [r for r in rows if r["status"] == "pass"] or rows
-    safest = max(passing, key=lambda r: (r["saturation_qps"], -r["stddev_excess"]))
+    safest = _safest(rows)
 
     main_summary = summarize(tallies[scenario.shards])
     main_summary = replace(main_summary, duration_s=0.0)
@@ -79,6 +82,44 @@ def run_plan(scenario: Scenario, requests: int | None = None, progress: Progress
         "shard_capacity_qps": cfg.shard_capacity_qps,
         "target_qps": cfg.target_qps,
         "rows": rows,
-        "safest": {k: safest[k] for k in ("router", "shards", "saturation_qps", "max_share")},
+        "safest": safest,
     }
     return build_result("plan", main_summary, judgement, scenario.model_dump(mode="json"), {"plan": plan})
+
+
+def _safest(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    passing = [r for r in rows if r["status"] == "pass"] or rows
+    best = max(passing, key=lambda r: (r["saturation_qps"], -r["stddev_excess"]))
+    return {k: best[k] for k in ("router", "shards", "saturation_qps", "max_share")}
+
+
+class _SavedRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    router: str
+    shards: int
+    max_share: float
+    max_share_interval: tuple[float, float]
+    stddev_excess: float | None  # null where the JSON could not hold NaN
+    stddev_ratio_floor: float | None
+    saturation_qps: float | None  # null for infinity (a shard count nothing reached)
+
+
+def rejudge_plan(plan: Any, cfg: GateConfig) -> dict[str, Any]:
+    """A saved plan's rows judged again under other thresholds (`skewcheck gate --config`)."""
+    try:
+        requests = int(plan["requests"])
+        rows = [_SavedRow.model_validate(r) for r in plan["rows"]]
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        raise UsageError(f"the saved plan section is malformed: {exc}") from None
+    if not rows:
+        raise UsageError("the saved plan section has no rows")
+    judged = []
+    for row in rows:
+        floor = math.nan if row.stddev_ratio_floor is None else row.stddev_ratio_floor
+        excess = math.nan if row.stddev_excess is None else row.stddev_excess
+        status = row_status(row.max_share, row.max_share_interval[0], excess, floor, requests, cfg)
+        judged.append({**row.model_dump(), "status": status})
+    ranked = [{**r, "saturation_qps": math.inf if r["saturation_qps"] is None else r["saturation_qps"],
+               "stddev_excess": math.nan if r["stddev_excess"] is None else r["stddev_excess"]} for r in judged]
+    return {**plan, "rows": judged, "safest": _safest(ranked)}

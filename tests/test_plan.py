@@ -70,6 +70,25 @@ def test_gate_rejudges_a_saved_result(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
+def test_gate_with_other_thresholds_rejudges_every_plan_row(tmp_path: Path) -> None:
+    run_skewcheck("plan", "configs/incident-2020.yaml", "--requests", "20000", "--out", str(tmp_path))
+    saved = json.loads((tmp_path / "result.json").read_text())["plan"]
+    assert {r["router"]: r["status"] for r in saved["rows"] if r["shards"] == 100}["hash-mod"] == "block"
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text("gate:\n  max_shard_share: 1.0\n  stddev_excess_limit: 100\n")
+    again = run_skewcheck("gate", str(tmp_path / "result.json"), "--config", str(lenient),
+                          "--out", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    rows = json.loads((tmp_path / "again" / "result.json").read_text())["plan"]["rows"]
+    assert [(r["router"], r["shards"]) for r in rows] == [(r["router"], r["shards"]) for r in saved["rows"]]
+    assert {r["status"] for r in rows} == {"pass"}
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("gate:\n  min_requests: 1000000\n")  # the plan simulated 20,000
+    run_skewcheck("gate", str(tmp_path / "result.json"), "--config", str(strict), "--out", str(tmp_path / "s"))
+    strict_rows = json.loads((tmp_path / "s" / "result.json").read_text())["plan"]["rows"]
+    assert {r["status"] for r in strict_rows} == {"inconclusive"}
+
+
 def test_html_escapes_keys_from_data(tmp_path: Path) -> None:
     cfg = tmp_path / "evil.yaml"
     cfg.write_text(

@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
         gate_cfg = GateConfig.model_validate((raw.get("scenario") or {}).get("gate") or {})
     summary, judgement = rejudge(doc, gate_cfg)
     keep = {k: raw[k] for k in ("plan", "leak", "producer", "sidecar", "sidecars", "scenario", "kind") if k in raw}
+    if "plan" in keep and args.config:
+        from skewcheck.plan import rejudge_plan
+
+        keep["plan"] = rejudge_plan(keep["plan"], gate_cfg)  # each row under the new thresholds
     out = build_result(raw.get("kind", "run"), summary, judgement, raw.get("scenario"), keep)
     return _report(out, args, judgement.verdict.exit_code)
 
