@@ -298,7 +298,10 @@ class KafkaProducerHook:
 
     def _publish_frame(self) -> None:
         tally = self.tally
-        if tally is None or not tally.requests or self.outbox is None:
+        if tally is None or self.outbox is None:
+            return
+        tally.flush()
+        if not (tally.requests or tally.unroutable):
             return
         frame = tally.drain_frame(self.source)
         value = json.dumps(frame, separators=(",", ":")).encode()

@@ -47,6 +47,7 @@ __all__ = [
     "UniformSpec",
     "ZipfSpec",
     "build_distribution",
+    "ends",
     "parse_keys",
 ]
 
@@ -724,6 +725,21 @@ class _Replay:
 # ---------------------------------------------------------------------------
 
 _KEY_TYPE_REASON = "routing.key_type is int"
+
+
+def ends(specs: list[KeySpec] | KeySpec) -> bool:
+    """Whether these keys can run out (a replay with loop: false anywhere in them)."""
+    if isinstance(specs, list):
+        return any(ends(s) for s in specs)
+    if isinstance(specs, ReplaySpec):
+        return not specs.loop
+    if isinstance(specs, HotSpec):
+        return ends(specs.base)
+    if isinstance(specs, PrefixedSpec):
+        return ends(specs.inner)
+    if isinstance(specs, MixtureSpec):
+        return ends(specs.components)
+    return False
 
 
 def build_distribution(specs: list[KeySpec] | KeySpec, seed: int, key_type: str) -> Distribution:

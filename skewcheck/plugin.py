@@ -23,7 +23,7 @@ from typing import Any
 import gevent
 from locust import events
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 try:
     from geventhttpclient.header import Headers as _FastHeaders
@@ -34,6 +34,7 @@ from skewcheck.config import Scenario, load_scenario, with_overrides
 from skewcheck.errors import EXIT_USAGE, SkewcheckError
 from skewcheck.gate import judge
 from skewcheck.kafka_producer import kafka_producer_hook
+from skewcheck.keys import ends
 from skewcheck.leak import leak_hook
 from skewcheck.leak.check import goroutine_phases
 from skewcheck.report import terminal, write_reports
@@ -76,6 +77,8 @@ class SkewRun:
     probe_goroutines: dict[str, int] = field(default_factory=dict)  # leak probe phase totals
     result_extra: dict[str, Any] = field(default_factory=dict)  # sections hooks add to result.json
     key_block: list[Any] = field(default_factory=list)  # keys drawn ahead, handed out last-first
+    keys_end: bool = False  # the scenario's keys can run out
+    final_collected: bool = False  # the master has asked its workers for their final frames
 
     def next_key(self) -> int | str:
         block = self.key_block
@@ -84,7 +87,10 @@ class SkewRun:
         return block.pop()
 
     def refill_keys(self) -> list[Any]:
-        """Draw the next KEY_BLOCK keys at once (one vectorised draw instead of one call per request)."""
+        """Draw the next KEY_BLOCK keys at once (one vectorised draw instead of one call per request);
+        keys that can run out (a replay with loop: false) are drawn one at a time, to the last one."""
+        if self.keys_end:
+            return [self.distribution.next()]
         block = self.distribution.sample(KEY_BLOCK).tolist()
         block.reverse()
         self.key_block = block
@@ -193,7 +199,8 @@ def _build(environment: Environment, scenario: Scenario) -> SkewRun:
     if role == "worker":  # each worker draws its own key stream from the same distribution
         seed = seed * 1_000_003 + int(getattr(environment.runner, "worker_index", 0) or 0) + 1
     distribution = scenario.model_copy(update={"seed": seed}).build_distribution()
-    return SkewRun(environment, scenario, Tally(routers, window_s=scenario.window_s), distribution, role)
+    return SkewRun(environment, scenario, Tally(routers, window_s=scenario.window_s), distribution, role,
+                   keys_end=ends(list(scenario.keys)))
 
 
 def _fail_usage(message: str) -> None:
@@ -323,10 +330,18 @@ def shard_number(raw: str) -> int:
 
 @events.report_to_master.add_listener
 def _on_report_to_master(client_id: str, data: dict, **_kw: Any) -> None:
-    if _run is not None and _run.tally.requests:
-        frame = _run.tally.drain_frame(str(client_id))
-        _run.reported += frame["requests"]
-        data[FRAME_KEY] = frame
+    if _run is not None:
+        data[FRAME_KEY] = _drain(_run, str(client_id))
+
+
+def _drain(run: SkewRun, source: str) -> dict[str, Any] | None:
+    """A worker's counts since its last report as a frame, or None when there is nothing to send."""
+    run.tally.flush()  # keys held back may turn out unroutable: that must reach the master too
+    if not (run.tally.requests or run.tally.unroutable):
+        return None
+    frame = run.tally.drain_frame(source)
+    run.reported += frame["requests"]
+    return frame
 
 
 @events.worker_report.add_listener
@@ -349,22 +364,32 @@ def _on_test_stop(environment: Environment, **_kw: Any) -> None:
     stopping its users can miss that. So the master asks every worker for its final frame and
     waits for all of them (at most FINAL_WAIT_S) while its message loop keeps running.
     """
-    run = _run
-    if run is None or run.role != "master":
-        return
+    if _run is not None and _run.role == "master":
+        _collect_final_frames(_run, environment)
+
+
+def _collect_final_frames(run: SkewRun, environment: Environment) -> None:
+    """Ask every connected worker for its final frame and wait for them all, bounded.
+
+    Called at test stop, or at quitting when Locust quits without stopping first (Ctrl-C,
+    SIGTERM). The master's message loop keeps running while this waits; when the loop itself
+    stopped the test (its last worker quit), no worker is left to ask.
+    """
+    run.final_collected = True
     runner = environment.runner
-    workers = {client.id for client in runner.clients.all}
-    if not workers or gevent.getcurrent() in runner.greenlet:
-        return  # no one to ask, or called from the message loop itself (it would wait for itself)
+    workers = {client.id for client in runner.clients.all if client.state != STATE_MISSING}
+    if not workers:
+        return
     run.final_pending = set(workers)
     for worker in workers:
         runner.send_message(FINAL_REQUEST, None, worker)
-    deadline = time.monotonic() + FINAL_WAIT_S
+    wait_s = FINAL_WAIT_S + float(getattr(environment, "stop_timeout", 0) or 0)  # workers stop their users first
+    deadline = time.monotonic() + wait_s
     while run.final_pending and time.monotonic() < deadline:
         gevent.sleep(0.05)
     if run.final_pending:
         log.error("skewcheck: no final counts from worker(s) %s within %.0f s", ", ".join(sorted(run.final_pending)),
-                  FINAL_WAIT_S)
+                  wait_s)
 
 
 def _on_final_request(environment: Environment, msg: Any, **_kw: Any) -> None:
@@ -372,10 +397,7 @@ def _on_final_request(environment: Environment, msg: Any, **_kw: Any) -> None:
     run = _run
     runner = environment.runner
     runner.stop()  # no request may complete after the frame; Locust's own quit finds this done
-    frame = None
-    if run is not None and run.tally.requests:
-        frame = run.tally.drain_frame(str(runner.client_id))
-        run.reported += frame["requests"]
+    frame = _drain(run, str(runner.client_id)) if run is not None else None
     runner.send_message(FINAL_FRAME, {FRAME_KEY: frame})
 
 
@@ -464,6 +486,8 @@ def _on_quitting(environment: Environment, **_kw: Any) -> None:
             total = run.reported + run.tally.requests
             print(f"skewcheck: worker {environment.runner.client_id} counted {total} requests", flush=True)
         elif not run.finished:
+            if run.role == "master" and not run.final_collected:
+                _collect_final_frames(run, environment)  # Locust quit without stopping the test first
             finish(run)
     finally:
         _stop_demo_target(run)

@@ -109,11 +109,12 @@ class Tally:
         self._pending_keys, self._pending_observed = [], []
         try:
             batch = key_array(keys, self.key_type)
+            routed = self._route(batch)
         except UsageError:
-            batch, observed = self._routable(keys, observed)
+            batch, observed, routed = self._routable(keys, observed)
         if not len(batch):
             return
-        primary = self._count(batch)
+        primary = self._count(batch, routed)
         unanswered = observed.count(None)
         if unanswered == 0:  # the target answered X-Shard every time
             self._observe(batch, primary, observed)
@@ -121,14 +122,15 @@ class Tally:
             at = np.array([o is not None for o in observed], dtype=bool)
             self._observe(batch[at], primary[at], [o for o in observed if o is not None])
 
-    def _routable(self, keys: list[Any], observed: list[Any]) -> tuple[np.ndarray, list[Any]]:
-        """The keys a router can take and their observations; the others are counted in `unroutable`."""
+    def _routable(self, keys: list[Any], observed: list[Any]) -> tuple[np.ndarray, list[Any], tuple]:
+        """The keys every router can take, their observations and routes; the others are counted in
+        `unroutable` (one by one: only a batch that failed comes here)."""
         good: list[Any] = []
         seen: list[Any] = []
         check = checked_int if self.key_type == "int" else checked_str
         for key, obs in zip(keys, observed):
             try:
-                check(key)
+                self._route(key_array([check(key)], self.key_type))  # e.g. text that UTF-8 can't encode
             except UsageError as exc:
                 self.unroutable += 1
                 if self.unroutable_example is None:
@@ -136,25 +138,29 @@ class Tally:
             else:
                 good.append(key)
                 seen.append(obs)
-        batch = key_array(good, self.key_type) if good else np.empty(0, dtype=np.int64)
-        return batch, seen
+        if not good:
+            return np.empty(0, dtype=np.int64), seen, ()
+        batch = key_array(good, self.key_type)
+        return batch, seen, self._route(batch)
 
-    def _count(self, batch: np.ndarray) -> np.ndarray:
-        """Add a normalised batch to the current slot; the primary router's shard of each key."""
+    def _route(self, batch: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """Every router's shard and the F2 bucket of each key; raises before anything is counted."""
+        shards = [router.shard_many(batch) for router in self.routers]
+        buckets = murmur3_32_many(batch, self.key_type, F2_SEED) & np.uint32((1 << F2_BITS) - 1)
+        return shards, buckets
+
+    def _count(self, batch: np.ndarray, routed: tuple[list[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Add a routed batch to the current slot; the primary router's shard of each key."""
+        shards, buckets = routed
         n = len(batch)
         self._counted += n
         self._ring_requests[self._cur_index] += n
-        primary = None
-        for i, router in enumerate(self.routers):
-            shards = router.shard_many(batch)
-            self._cur[i] += np.bincount(shards, minlength=self.shards)
-            if primary is None:
-                primary = shards
-        buckets = murmur3_32_many(batch, self.key_type, F2_SEED) & np.uint32((1 << F2_BITS) - 1)
+        for i, per_key in enumerate(shards):
+            self._cur[i] += np.bincount(per_key, minlength=self.shards)
         self._key_buckets += np.bincount(buckets.astype(np.int64), minlength=self._key_buckets.size)
         self.bucketed_requests += n
         self.top.add_many(batch)
-        return primary
+        return shards[0]
 
     def _observe(self, keys: np.ndarray, predicted: np.ndarray, observed: Sequence[Any]) -> None:
         """The shards a target reported for these keys, against the primary router's prediction."""
@@ -189,8 +195,10 @@ class Tally:
         """Route and count a batch vectorised (planner, Kafka poll batches)."""
         if len(keys) == 0:
             return
+        batch = key_array(keys, self.key_type)
+        routed = self._route(batch)  # a key no router takes raises here, before anything is counted
         self._at(self.clock() if ts is None else ts)
-        self._count(key_array(keys, self.key_type))
+        self._count(batch, routed)
 
     def observe_many(self, keys: Any, shards: Sequence[int], ts: float | None = None) -> None:
         """Shards a target reported for these keys (X-Shard, events' shard field), checked against
@@ -428,7 +436,10 @@ def _shard_numbers(observed: Sequence[Any], names: dict[Any, int]) -> np.ndarray
     `names` maps every valid shard, as int and as text, to its number: one dict lookup per
     answer; only answers outside it (other shards, garbage) are parsed one by one.
     """
-    got = np.fromiter(map(names.get, observed, repeat(-1)), dtype=np.int64, count=len(observed))
+    try:
+        got = np.fromiter(map(names.get, observed, repeat(-1)), dtype=np.int64, count=len(observed))
+    except TypeError:  # something unhashable, e.g. a list from a repeated header
+        got = np.full(len(observed), -1, dtype=np.int64)
     for i in np.flatnonzero(got < 0).tolist():
         got[i] = _shard_number(observed[i])
     return got

@@ -61,6 +61,18 @@ def test_observed_shards_that_disagree_are_examples():
     assert state.tally.mismatch_examples[:3] == [(7, 7, 0), (8, 8, 0), (9, 9, 0)]
 
 
+def test_mismatch_examples_survive_a_restart_once(tmp_path):
+    state = SidecarState(SCENARIO, KafkaConfig(topic="t"), instance="a", clock=lambda: 5.0)
+    state.apply(state.decoder.decode(events([7, 8, 9], shard=lambda k: 0)), {0: 3}, 5.0)
+    path = tmp_path / "state.json"
+    checkpoint.save(path, state.document())
+    again = SidecarState(SCENARIO, KafkaConfig(topic="t"), instance="a", clock=lambda: 6.0)
+    again.restore(checkpoint.load(path), str(path))
+    assert again.tally.mismatch_examples == state.tally.mismatch_examples == [(7, 7, 0), (8, 8, 0), (9, 9, 0)]
+    merged = merge_states([parse_state(state.document(), "a")], ["a"])
+    assert merged.mismatch_examples == [(7, 7, 0), (8, 8, 0), (9, 9, 0)]
+
+
 def test_instances_add_up_exactly_to_one_tally():
     keys = [int(k) for k in np.random.default_rng(7).zipf(1.3, 20_000) % 10**9]
     a, b = fed(keys[:12_000], "a", (0, 1)), fed(keys[12_000:], "b", (2, 3))

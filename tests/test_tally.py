@@ -82,6 +82,20 @@ def test_a_key_no_router_can_take_is_counted_apart_and_nothing_else_is_lost() ->
     assert master.unroutable == 3 and master.requests == 100
 
 
+def test_text_a_router_cannot_encode_is_skipped_and_the_rest_of_the_batch_counts() -> None:
+    t = Tally([make_router(n, 100, "str") for n in ("hash-mod", "murmur3")])
+    keys = [f"user-{i}" for i in range(300)]
+    for k in keys[:150]:
+        t.add(k, ts=1.0)
+    t.add("broken-\ud800", ts=1.0)  # a lone surrogate: a str, but no UTF-8 for the hash
+    for k in keys[150:]:
+        t.add(k, ts=1.0, observed_shard=["3", "4"])  # a repeated header arrives as a list
+    summary = summarize(t)
+    assert summary.requests == 300 and t.unroutable == 1 and "not valid Unicode" in t.unroutable_example
+    assert (t.counts().sum(axis=1) == 300).all() and t.key_buckets.sum() == 300
+    assert t.observed_requests == 150 and t.observed_mismatches == 150
+
+
 def test_x_shard_text_is_parsed_and_garbage_or_other_shards_are_mismatches() -> None:
     t = _tally()
     answers = ["0", "0", "abc", "150", " 0", "", "0"]

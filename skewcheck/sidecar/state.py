@@ -139,6 +139,7 @@ class SidecarState:
         frame = tally.frame(self.instance)
         # counts only: the span is first_ts/last_ts below (a frame's window_s is capped at a day)
         frame["window_start"], frame["window_s"] = self.clock(), 0.0
+        frame.get("observed", {}).pop("examples", None)  # carried once, as mismatch_examples below
         return {
             "schema": STATE_SCHEMA,
             "instance": self.instance,
