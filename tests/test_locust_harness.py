@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -113,6 +115,26 @@ def test_processes_2_master_total_is_the_sum_of_the_workers(tmp_path: Path, locu
     doc = run.result()
     assert doc["requests"] == sum(workers) == doc["locust"]["requests"]
     assert not run.leftover
+
+
+def test_a_master_stopped_by_sigterm_loses_no_report(tmp_path: Path) -> None:
+    # stopped from outside (SIGTERM, as a CI runner cancelling a job does), with workers that
+    # take 1.5 s to stop: the verdict still counts everything they counted
+    slow = str(REPO / "tests" / "data" / "slow_worker_stop.py")
+    master = subprocess.Popen(locust_cmd("-f", slow, *HEADLESS, "-t", "60s", "--processes", "2",
+                                         "--skew-report-dir", str(tmp_path)),
+                              cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        time.sleep(8)
+        master.send_signal(signal.SIGTERM)
+        out, _ = master.communicate(timeout=60)
+    finally:
+        kill_group(master)
+    workers = _worker_totals(out)
+    assert len(workers) == 2 and all(n > 0 for n in workers), out[-2000:]
+    doc = json.loads((tmp_path / "result.json").read_text())
+    assert doc["requests"] == sum(workers) == doc["locust"]["requests"], out[-2000:]
 
 
 def test_explicit_master_and_workers_lose_no_report(tmp_path: Path) -> None:
