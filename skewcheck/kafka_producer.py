@@ -298,10 +298,7 @@ class KafkaProducerHook:
 
     def _publish_frame(self) -> None:
         tally = self.tally
-        if tally is None or self.outbox is None:
-            return
-        tally.flush()
-        if not (tally.requests or tally.unroutable):
+        if tally is None or self.outbox is None or not tally.has_counts():
             return
         frame = tally.drain_frame(self.source)
         value = json.dumps(frame, separators=(",", ":")).encode()

@@ -46,6 +46,7 @@ __all__ = [
     "StridedSpec",
     "UniformSpec",
     "ZipfSpec",
+    "KeySupply",
     "build_distribution",
     "ends",
     "parse_keys",
@@ -725,6 +726,30 @@ class _Replay:
 # ---------------------------------------------------------------------------
 
 _KEY_TYPE_REASON = "routing.key_type is int"
+
+
+class KeySupply:
+    """Keys for a request loop: drawn `block` at a time (one vectorised draw instead of one call
+    per request), or one at a time from keys that can run out, so they end at their last key."""
+
+    __slots__ = ("distribution", "block", "one_at_a_time", "pending")
+
+    def __init__(self, distribution: Distribution, *, one_at_a_time: bool = False, block: int = 1024) -> None:
+        self.distribution = distribution
+        self.block = block
+        self.one_at_a_time = one_at_a_time
+        self.pending: list[Any] = []  # drawn ahead, handed out last-first
+
+    def next(self) -> int | str:
+        pending = self.pending
+        if pending:
+            return pending.pop()
+        if self.one_at_a_time:
+            return self.distribution.next()
+        pending = self.distribution.sample(self.block).tolist()
+        pending.reverse()
+        self.pending = pending
+        return pending.pop()
 
 
 def ends(specs: list[KeySpec] | KeySpec) -> bool:

@@ -34,7 +34,7 @@ from skewcheck.config import Scenario, load_scenario, with_overrides
 from skewcheck.errors import EXIT_USAGE, SkewcheckError
 from skewcheck.gate import judge
 from skewcheck.kafka_producer import kafka_producer_hook
-from skewcheck.keys import ends
+from skewcheck.keys import KeySupply, ends
 from skewcheck.leak import leak_hook
 from skewcheck.leak.check import goroutine_phases
 from skewcheck.report import terminal, write_reports
@@ -53,7 +53,6 @@ FINAL_FRAME = "skewcheck_final_frame"  # worker -> master: everything not report
 FINAL_WAIT_S = 15.0  # how long the master waits for every worker's final frame
 SHARD_HEADER = "X-Shard"
 _SHARD_HEADER_LOWER = SHARD_HEADER.lower()
-KEY_BLOCK = 1024  # keys drawn per vectorised draw for next_key()
 
 
 @dataclass
@@ -76,25 +75,15 @@ class SkewRun:
     final_pending: set[str] = field(default_factory=set)  # workers whose final frame is still due
     probe_goroutines: dict[str, int] = field(default_factory=dict)  # leak probe phase totals
     result_extra: dict[str, Any] = field(default_factory=dict)  # sections hooks add to result.json
-    key_block: list[Any] = field(default_factory=list)  # keys drawn ahead, handed out last-first
-    keys_end: bool = False  # the scenario's keys can run out
+    keys: KeySupply | None = None  # the scenario's keys, drawn a block at a time
     final_collected: bool = False  # the master has asked its workers for their final frames
 
-    def next_key(self) -> int | str:
-        block = self.key_block
-        if not block:
-            block = self.refill_keys()
-        return block.pop()
+    def __post_init__(self) -> None:
+        if self.keys is None:
+            self.keys = KeySupply(self.distribution, one_at_a_time=ends(list(self.scenario.keys)))
 
-    def refill_keys(self) -> list[Any]:
-        """Draw the next KEY_BLOCK keys at once (one vectorised draw instead of one call per request);
-        keys that can run out (a replay with loop: false) are drawn one at a time, to the last one."""
-        if self.keys_end:
-            return [self.distribution.next()]
-        block = self.distribution.sample(KEY_BLOCK).tolist()
-        block.reverse()
-        self.key_block = block
-        return block
+    def next_key(self) -> int | str:
+        return self.keys.next()
 
     def wait_seconds(self) -> float:
         load = self.scenario.load
@@ -124,8 +113,9 @@ def next_key() -> int | str:
     run = _run
     if run is None:
         current()  # raises the explanation
-    block = run.key_block
-    return block.pop() if block else run.next_key()
+    keys = run.keys
+    pending = keys.pending
+    return pending.pop() if pending else keys.next()
 
 
 def context(key: int | str) -> dict[str, Any]:
@@ -199,8 +189,7 @@ def _build(environment: Environment, scenario: Scenario) -> SkewRun:
     if role == "worker":  # each worker draws its own key stream from the same distribution
         seed = seed * 1_000_003 + int(getattr(environment.runner, "worker_index", 0) or 0) + 1
     distribution = scenario.model_copy(update={"seed": seed}).build_distribution()
-    return SkewRun(environment, scenario, Tally(routers, window_s=scenario.window_s), distribution, role,
-                   keys_end=ends(list(scenario.keys)))
+    return SkewRun(environment, scenario, Tally(routers, window_s=scenario.window_s), distribution, role)
 
 
 def _fail_usage(message: str) -> None:
@@ -336,8 +325,7 @@ def _on_report_to_master(client_id: str, data: dict, **_kw: Any) -> None:
 
 def _drain(run: SkewRun, source: str) -> dict[str, Any] | None:
     """A worker's counts since its last report as a frame, or None when there is nothing to send."""
-    run.tally.flush()  # keys held back may turn out unroutable: that must reach the master too
-    if not (run.tally.requests or run.tally.unroutable):
+    if not run.tally.has_counts():  # keys that turned out unroutable must reach the master too
         return None
     frame = run.tally.drain_frame(source)
     run.reported += frame["requests"]

@@ -101,6 +101,11 @@ class Tally:
         """Count the keys `add` holds back (every read path does this itself)."""
         self._flush()
 
+    def has_counts(self) -> bool:
+        """Whether a frame drained now would carry anything (requests or unroutable keys)."""
+        self._flush()
+        return bool(self.requests or self.unroutable)
+
     def _flush(self) -> None:
         """Route and count the pending keys of the current slot as one batch."""
         keys, observed = self._pending_keys, self._pending_observed

@@ -46,3 +46,12 @@ def run_skewcheck(*args: str, input: str | None = None, timeout: float = 120,
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Locust monkey-patches sockets and threads with gevent on import; in the test process that
+    turns kafka-python's network thread into a greenlet that blocks everything. Locust runs in
+    subprocesses here (tests/locust_runs.py); the plugin's logic is tested through core modules."""
+    if "locust" in sys.modules:
+        raise pytest.UsageError("a test module imported locust (gevent monkey-patching) into the pytest "
+                                "process; run Locust in a subprocess instead")

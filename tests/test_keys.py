@@ -544,3 +544,29 @@ keys:
     dist = build_distribution(specs, 2020, "int")
     keys = dist.sample(30_000)
     assert_share(int((keys >= 20200000).sum()), len(keys), 1 / 1.5)
+
+
+# --- the key supply of a request loop ------------------------------------------------------
+
+
+def test_a_key_supply_draws_in_blocks_and_follows_the_distribution() -> None:
+    from skewcheck.keys import KeySupply
+
+    dist = build({"kind": "strided", "start": 20200000, "step": 100, "count": 127})
+    supply = KeySupply(dist, block=256)
+    keys = [supply.next() for _ in range(3000)]  # several blocks
+    assert all((k - 20200000) % 100 == 0 and 20200000 <= k < 20200000 + 127 * 100 for k in keys)
+    assert len(set(keys)) == 127 and all(type(k) is int for k in keys)
+
+
+def test_a_replay_that_ends_is_supplied_one_key_at_a_time_to_the_last(tmp_path: Path) -> None:
+    from skewcheck.keys import KeySupply, ReplayExhausted, ends, parse_keys
+
+    ids = tmp_path / "ids.txt"
+    ids.write_text("".join(f"{1000 + i}\n" for i in range(10)))
+    specs = parse_keys([{"kind": "mixture", "components": [{"kind": "replay", "path": str(ids), "loop": False}]}])
+    assert ends(specs) and not ends(parse_keys([{"kind": "replay", "path": str(ids)}]))
+    supply = KeySupply(replay(ids, loop=False), one_at_a_time=True)
+    assert [supply.next() for _ in range(10)] == list(range(1000, 1010))
+    with pytest.raises(ReplayExhausted, match="after 10 keys"):
+        supply.next()

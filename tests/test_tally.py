@@ -80,6 +80,11 @@ def test_a_key_no_router_can_take_is_counted_apart_and_nothing_else_is_lost() ->
     master = _tally()
     master.add_frame(json.loads(json.dumps(t.drain_frame("w"))), ts=1.0)
     assert master.unroutable == 3 and master.requests == 100
+    only_bad = _tally()
+    only_bad.add("not-a-number", ts=1.0)
+    assert only_bad.has_counts()  # a worker must still send this (requests 0, unroutable 1)
+    frame = only_bad.drain_frame("w")
+    assert frame["requests"] == 0 and frame["unroutable"] == 1 and not only_bad.has_counts()
 
 
 def test_text_a_router_cannot_encode_is_skipped_and_the_rest_of_the_batch_counts() -> None:
