@@ -18,7 +18,7 @@ from typing import Iterable
 from pydantic import BaseModel, ConfigDict, Field
 
 from skewcheck.summary import Diagnosis, RouterSummary, Summary, diagnose
-from skewcheck.verdict import Check, Verdict
+from skewcheck.verdict import Check, Verdict, worst
 
 DEFAULT_MAX_SHARE = 0.15  # the seed incident's rule: no shard above 15% of traffic
 DEFAULT_EXCESS_LIMIT = 0.8  # the seed's stddev-ratio threshold, now applied to the excess over the floor
@@ -62,7 +62,7 @@ def row_status(max_share: float, max_share_low: float, excess: float, floor: flo
     statuses = ["pass" if enough else "inconclusive",
                 share_status(max_share, max_share_low, cfg.max_shard_share, enough) if requests else "inconclusive",
                 excess_status(excess, floor, cfg.stddev_excess_limit, enough)]
-    return Verdict(tuple(Check("row", st, "") for st in statuses)).status
+    return worst(statuses)
 
 
 def share_check(rs: RouterSummary, limit: float, enough: bool = True) -> Check:

@@ -88,8 +88,9 @@ def run_plan(scenario: Scenario, requests: int | None = None, progress: Progress
 
 
 def _safest(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The passing row (else any) that saturates last; a saved row has null for inf and NaN."""
     passing = [r for r in rows if r["status"] == "pass"] or rows
-    best = max(passing, key=lambda r: (r["saturation_qps"], -r["stddev_excess"]))
+    best = max(passing, key=lambda r: (_number(r["saturation_qps"], math.inf), -_number(r["stddev_excess"], math.nan)))
     return {k: best[k] for k in ("router", "shards", "saturation_qps", "max_share")}
 
 
@@ -114,12 +115,12 @@ def rejudge_plan(plan: Any, cfg: GateConfig) -> dict[str, Any]:
         raise UsageError(f"the saved plan section is malformed: {exc}") from None
     if not rows:
         raise UsageError("the saved plan section has no rows")
-    judged = []
-    for row in rows:
-        floor = math.nan if row.stddev_ratio_floor is None else row.stddev_ratio_floor
-        excess = math.nan if row.stddev_excess is None else row.stddev_excess
-        status = row_status(row.max_share, row.max_share_interval[0], excess, floor, requests, cfg)
-        judged.append({**row.model_dump(), "status": status})
-    ranked = [{**r, "saturation_qps": math.inf if r["saturation_qps"] is None else r["saturation_qps"],
-               "stddev_excess": math.nan if r["stddev_excess"] is None else r["stddev_excess"]} for r in judged]
-    return {**plan, "rows": judged, "safest": _safest(ranked)}
+    judged = [{**row.model_dump(),
+               "status": row_status(row.max_share, row.max_share_interval[0], _number(row.stddev_excess, math.nan),
+                                    _number(row.stddev_ratio_floor, math.nan), requests, cfg)}
+              for row in rows]
+    return {**plan, "rows": judged, "safest": _safest(judged)}
+
+
+def _number(value: float | None, instead: float) -> float:
+    return instead if value is None else value

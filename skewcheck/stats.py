@@ -80,6 +80,13 @@ def _nonzero(x: float) -> float:
     return _TINY if abs(x) < _TINY else x
 
 
+def _lentz_step(d: float, c: float, a_term: float, b_term: float) -> tuple[float, float, float]:
+    """One modified-Lentz step over the term a/(b + …): the new d and c and the factor for h."""
+    d = 1 / _nonzero(b_term + a_term * d)
+    c = _nonzero(b_term + a_term / c)
+    return d, c, d * c
+
+
 def _gammainc_series(a: float, x: float) -> float:
     term = total = 1.0 / a
     n = a
@@ -100,12 +107,7 @@ def _gammaincc_cf(a: float, x: float) -> float:
     for i in range(1, 100000):
         an = -i * (i - a)
         b += 2
-        d = an * d + b
-        d = _nonzero(d)
-        c = b + an / c
-        c = _nonzero(c)
-        d = 1 / d
-        delta = d * c
+        d, c, delta = _lentz_step(d, c, an, b)
         h *= delta
         if abs(delta - 1) < _EPS:
             break
@@ -132,19 +134,10 @@ def _betacf(a: float, b: float, x: float) -> float:
     for m in range(1, 100000):
         m2 = 2 * m
         aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1 + aa * d
-        d = _nonzero(d)
-        c = 1 + aa / c
-        c = _nonzero(c)
-        d = 1 / d
-        h *= d * c
+        d, c, even = _lentz_step(d, c, aa, 1.0)
+        h *= even
         aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1 + aa * d
-        d = _nonzero(d)
-        c = 1 + aa / c
-        c = _nonzero(c)
-        d = 1 / d
-        delta = d * c
+        d, c, delta = _lentz_step(d, c, aa, 1.0)
         h *= delta
         if abs(delta - 1) < _EPS:
             break

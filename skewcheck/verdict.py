@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 from skewcheck.errors import EXIT_BLOCK, EXIT_INCONCLUSIVE, EXIT_PASS
 
@@ -44,7 +44,7 @@ class Verdict:
     def status(self) -> Status:
         if not self.checks:
             return "inconclusive"  # fail closed: nothing was judged
-        return max((c.status for c in self.checks), key=_RANK.__getitem__)
+        return worst(c.status for c in self.checks)
 
     @property
     def reasons(self) -> tuple[Check, ...]:
@@ -66,3 +66,8 @@ class Verdict:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Verdict":
         return cls(tuple(Check.from_json(c) for c in data.get("checks", [])))
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    """block over inconclusive over pass."""
+    return max(statuses, key=_RANK.__getitem__)
