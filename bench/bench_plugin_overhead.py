@@ -52,15 +52,20 @@ def start_target(binary: Path) -> tuple[subprocess.Popen, str]:
     return proc, line.split("listening on ", 1)[1]
 
 
+def locust_cmd(locustfile: str, host: str, seconds: int, users: int, *extra: str) -> list[str]:
+    """A headless run of a bench locustfile against the target, with the overhead scenario last."""
+    return [LOCUST, "-f", str(BENCH / locustfile), "--headless", "-u", str(users), "-r", str(users),
+            "-t", f"{seconds}s", "--host", host, "--only-summary", "--skip-log-setup", *extra,
+            "--skew-config", str(BENCH / "overhead.yaml")]
+
+
 def run_locust(locustfile: str, host: str, seconds: int, users: int,
                workdir: Path) -> tuple[float, int, float, float]:
     prefix = workdir / f"run{time.monotonic_ns()}"
     cpu_file = workdir / f"{prefix.name}.cpu"
-    cmd = [LOCUST, "-f", str(BENCH / locustfile), "--headless", "-u", str(users), "-r", str(users),
-           "-t", f"{seconds}s", "--host", host, "--csv", str(prefix), "--only-summary", "--skip-log-setup",
-           "--skew-config", str(BENCH / "overhead.yaml")] if "plugin" in locustfile else \
-          [LOCUST, "-f", str(BENCH / locustfile), "--headless", "-u", str(users), "-r", str(users),
-           "-t", f"{seconds}s", "--host", host, "--csv", str(prefix), "--only-summary", "--skip-log-setup"]
+    cmd = locust_cmd(locustfile, host, seconds, users, "--csv", str(prefix))
+    if "plugin" not in locustfile:
+        cmd = cmd[:cmd.index("--skew-config")]  # the bare locustfile knows no --skew-* options
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
                             env={**os.environ, "BENCH_CPU_FILE": str(cpu_file)})
     peak = 0
@@ -83,9 +88,7 @@ BLOCK_S = 0.25
 def run_ab(host: str, seconds: int, users: int, workdir: Path, control: bool) -> list[tuple[str, int, float]]:
     """One Locust run alternating bare/plugin blocks; (mode, requests, CPU s) per block."""
     blocks = workdir / f"ab{time.monotonic_ns()}.csv"
-    cmd = [LOCUST, "-f", str(BENCH / "locust_ab.py"), "--headless", "-u", str(users), "-r", str(users),
-           "-t", f"{seconds}s", "--host", host, "--only-summary", "--skip-log-setup",
-           "--skew-config", str(BENCH / "overhead.yaml")]
+    cmd = locust_cmd("locust_ab.py", host, seconds, users)
     env = {**os.environ, "BENCH_AB_FILE": str(blocks), "BENCH_AB_BLOCK_S": str(BLOCK_S),
            "BENCH_AB_AA": "1" if control else "0"}
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env, check=False)
@@ -149,11 +152,8 @@ def main() -> None:
             print(f"whole processes, median requests per CPU-second: bare {bare:.0f}, plugin {plugin:.0f}; "
                   f"ratio {plugin / bare:.3f} (drifts with the machine; the one-run ratio above is the measure)")
             if args.per_request:
-                timed = subprocess.run(
-                    [LOCUST, "-f", str(BENCH / "locust_timed.py"), "--headless", "-u", str(args.users), "-r",
-                     str(args.users), "-t", f"{args.seconds}s", "--host", host, "--only-summary", "--skip-log-setup",
-                     "--skew-config", str(BENCH / "overhead.yaml")],
-                    capture_output=True, text=True, cwd=REPO, check=False)
+                timed = subprocess.run(locust_cmd("locust_timed.py", host, args.seconds, args.users),
+                                       capture_output=True, text=True, cwd=REPO, check=False)
                 print(next((line for line in timed.stdout.splitlines() if line.startswith("per request:")),
                            timed.stderr[-500:]), flush=True)
     finally:

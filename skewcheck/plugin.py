@@ -41,7 +41,7 @@ from skewcheck.report import terminal, write_reports
 from skewcheck.result import build_result
 from skewcheck.routing import make_router
 from skewcheck.summary import summarize
-from skewcheck.tally import Tally
+from skewcheck.tally import Tally, shard_number
 from skewcheck.verdict import Check
 
 log = logging.getLogger("skewcheck")
@@ -82,9 +82,6 @@ class SkewRun:
         if self.keys is None:
             self.keys = KeySupply(self.distribution, one_at_a_time=ends(list(self.scenario.keys)))
 
-    def next_key(self) -> int | str:
-        return self.keys.next()
-
     def wait_seconds(self) -> float:
         load = self.scenario.load
         return random.uniform(load.wait_min_s, max(load.wait_min_s, load.wait_max_s))
@@ -113,9 +110,7 @@ def next_key() -> int | str:
     run = _run
     if run is None:
         current()  # raises the explanation
-    keys = run.keys
-    pending = keys.pending
-    return pending.pop() if pending else keys.next()
+    return run.keys.next()
 
 
 def context(key: int | str) -> dict[str, Any]:
@@ -304,14 +299,6 @@ def shard_header(headers: Any) -> Any:
         if entry is None or type(entry) is tuple:
             return entry if entry is None else entry[1]
     return headers.get(SHARD_HEADER)
-
-
-def shard_number(raw: str) -> int:
-    """The X-Shard header as a shard number; -1 (never a shard, so a mismatch) for garbage."""
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        return -1
 
 
 # --- distributed mode ----------------------------------------------------------------------------

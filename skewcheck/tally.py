@@ -95,19 +95,15 @@ class Tally:
         pending = self._pending_keys
         pending.append(key)
         if len(pending) >= PENDING_KEYS:
-            self._flush()
-
-    def flush(self) -> None:
-        """Count the keys `add` holds back (every read path does this itself)."""
-        self._flush()
+            self.flush()
 
     def has_counts(self) -> bool:
         """Whether a frame drained now would carry anything (requests or unroutable keys)."""
-        self._flush()
+        self.flush()
         return bool(self.requests or self.unroutable)
 
-    def _flush(self) -> None:
-        """Route and count the pending keys of the current slot as one batch."""
+    def flush(self) -> None:
+        """Route and count the keys `add` holds back, as one batch (every read path does this)."""
         keys, observed = self._pending_keys, self._pending_observed
         if not keys:
             return
@@ -185,13 +181,13 @@ class Tally:
     @property
     def key_buckets(self) -> np.ndarray:
         """Request counts per hashed key bucket (the F2 sketch)."""
-        self._flush()
+        self.flush()
         return self._key_buckets
 
     @property
     def observed(self) -> np.ndarray:
         """Requests per shard as the target reported them (X-Shard)."""
-        self._flush()
+        self.flush()
         return self._observed
 
     # --- batches ----------------------------------------------------------------------------
@@ -389,7 +385,7 @@ class Tally:
     def _advance(self, slot: int, now: float) -> None:
         if self.first_ts is None:
             self.first_ts = self.last_ts = now
-        self._flush()
+        self.flush()
         if self._slot is None:
             self._slot = slot
         elif slot > self._slot:
@@ -415,12 +411,12 @@ class Tally:
 
     def counts(self) -> np.ndarray:
         """Whole-run counts, routers × shards."""
-        self._flush()
+        self.flush()
         return self._retired + self._ring.sum(axis=0)
 
     def window_counts(self, now: float | None = None) -> tuple[np.ndarray, int, float]:
         """(counts routers × shards, requests, seconds covered) over the sliding window."""
-        self._flush()
+        self.flush()
         if self._slot is None or self.first_ts is None:
             return np.zeros_like(self._retired), 0, 0.0
         end = self.last_ts if now is None else max(now, self.last_ts or now)
@@ -446,11 +442,12 @@ def _shard_numbers(observed: Sequence[Any], names: dict[Any, int]) -> np.ndarray
     except TypeError:  # something unhashable, e.g. a list from a repeated header
         got = np.full(len(observed), -1, dtype=np.int64)
     for i in np.flatnonzero(got < 0).tolist():
-        got[i] = _shard_number(observed[i])
+        got[i] = shard_number(observed[i])
     return got
 
 
-def _shard_number(value: Any) -> int:
+def shard_number(value: Any) -> int:
+    """A reported shard (an int or the X-Shard header's text) as a number; -1 for anything else."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, str)):
         return -1
     try:
