@@ -8,11 +8,11 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from skewcheck.errors import UsageError
+from skewcheck.errors import UsageError, validation_message
 from skewcheck.gate import GateConfig
-from skewcheck.keys import KeySpec
+from skewcheck.keys import KINDS as _KINDS, KeySpec
 from skewcheck.leak.config import LeakConfig
-from skewcheck.routing import KEY_TYPES, ROUTER_NAMES
+from skewcheck.routing import ROUTER_NAMES
 from skewcheck.summary import REFERENCE_ROUTER
 
 REPORT_FORMATS = ("json", "junit", "markdown", "html")
@@ -182,18 +182,8 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 
 
 def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
-    lines = []
-    for err in exc.errors()[:5]:
-        loc = tuple(err["loc"])
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_of(root, loc)
-        where = f"{source}:{line}" if line else source
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{where}: {field}: {msg}")
-    more = len(exc.errors()) - 5
-    if more > 0:
-        lines.append(f"... and {more} more")
-    return "\n".join(lines)
+    return validation_message(exc, source=source, skip=_KINDS,
+                              line_of=None if root is None else lambda loc: _line_of(root, loc))
 
 
 def _anchor_replay_paths(node: Any, base: Path) -> None:

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from skewcheck.errors import UsageError
+from skewcheck.errors import UsageError, validation_message
 
 __all__ = [
     "Distribution",
@@ -243,7 +243,7 @@ for _model in (HotSpec, PrefixedSpec, MixtureSpec):
 
 _SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(KeySpec)
 _LIST_ADAPTER: TypeAdapter[Any] = TypeAdapter(list[KeySpec])
-_KINDS = frozenset(
+KINDS = frozenset(  # discriminator tags, which pydantic puts into error locations
     m.model_fields["kind"].default
     for m in (UniformSpec, ZipfSpec, HotSpec, StridedSpec, PrefixedSpec, SnowflakeSpec,
               ReplaySpec, MixtureSpec)
@@ -259,11 +259,7 @@ def parse_keys(data: Any, where: str = "keys") -> list[KeySpec] | KeySpec:
     try:
         return adapter.validate_python(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        # drop the discriminator tags pydantic puts in the location ("strided", ...)
-        parts = [p for p in first["loc"] if not (isinstance(p, str) and p in _KINDS)]
-        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
-        raise UsageError(f"{where}{loc}: {first['msg']}") from None
+        raise UsageError(validation_message(exc, root=where, skip=KINDS)) from None
 
 
 # ---------------------------------------------------------------------------

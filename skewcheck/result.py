@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from skewcheck import __version__
-from skewcheck.errors import UsageError
+from skewcheck.errors import UsageError, validation_message
 from skewcheck.gate import GateConfig, Judgement, judge
 from skewcheck.summary import Summary, from_counts, summarize_counts
 from skewcheck.verdict import Check
@@ -145,8 +145,7 @@ def load_result(path: str | Path) -> tuple[dict[str, Any], ResultDocument]:
     try:
         doc = ResultDocument.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UsageError(f"{p}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        raise UsageError(validation_message(exc, source=str(p), separator="; ")) from None
     if doc.primary not in doc.routers:
         raise UsageError(f"{p}: primary router {doc.primary!r} has no counts")
     for name, rc in doc.routers.items():
@@ -205,5 +204,5 @@ def _carried(data: Any) -> Check:
     try:
         c = _SavedCheck.model_validate(data)
     except ValidationError as exc:
-        raise UsageError(f"a recorded check is malformed: {exc.errors()[0]['msg']}") from None
+        raise UsageError(f"a recorded check is malformed: {validation_message(exc, separator='; ')}") from None
     return Check(c.rule, c.status, c.message, c.router, c.shard, c.value, c.limit, c.details)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import mmh3
 import numpy as np
 
 DEFAULT_TOP_CAPACITY = 64  # top-key counters kept; each estimate undercounts by at most N/(capacity+1)
@@ -102,11 +101,6 @@ def kth_largest(counts: np.ndarray, k: int) -> int:
     hist = np.bincount(counts)
     at_least = np.cumsum(hist[::-1])  # how many counts are >= max, max-1, …
     return len(hist) - 1 - int(np.searchsorted(at_least, k))
-
-
-def key_bucket(key_text: str) -> int:
-    """Bucket of a key in the F2 sketch (per-key form)."""
-    return mmh3.hash(key_text, F2_SEED, signed=False) & ((1 << F2_BITS) - 1)
 
 
 def estimate_f2(buckets: np.ndarray, total: int) -> float:

@@ -34,8 +34,6 @@ class RouterSummary:
     max_share_low: float  # simultaneous 95% interval over the k shards (the hottest is chosen by looking)
     max_share_high: float
     expected_max_share: float  # what noise alone gives (Blom)
-    max_share_p: float  # P(max ≥ observed) under uniform routing of distinct keys
-    uniformity_p: float
     stddev_ratio: float
     floor: float
     excess: float
@@ -55,8 +53,6 @@ class RouterSummary:
             "max_share": self.max_share,
             "max_share_interval": [self.max_share_low, self.max_share_high],
             "expected_max_share": self.expected_max_share,
-            "max_share_p": self.max_share_p,
-            "uniformity_p": self.uniformity_p,
             "stddev_ratio": self.stddev_ratio,
             "stddev_ratio_floor": self.floor,
             "stddev_excess": self.excess,
@@ -167,8 +163,6 @@ def summarize_counts(
         max_share_low=float(max_low) if n else 0.0,
         max_share_high=float(max_high) if n else 1.0,
         expected_max_share=stats.expected_max_share(n, k),
-        max_share_p=stats.max_share_pvalue(int(counts[hottest]), n, k) if n else 1.0,
-        uniformity_p=stats.uniformity_pvalue(counts),
         stddev_ratio=ratio,
         floor=floor,
         excess=stats.stddev_excess(ratio, floor),

@@ -332,22 +332,6 @@ class Tally:
             }
         return frame
 
-    def merge(self, other: "Tally") -> None:
-        """Add another tally's whole-run counts (same routers and shard count)."""
-        if other.router_names != self.router_names or other.shards != self.shards:
-            raise ValueError("can only merge tallies with the same routers and shard count")
-        self._at(self.clock())
-        self._cur += other.counts()
-        self._counted += other.requests
-        self._ring_requests[self._cur_index] += other.requests
-        self._key_buckets += other.key_buckets
-        self.bucketed_requests += other.bucketed_requests
-        self.top.merge(other.top)
-        self._observed += other.observed
-        self.observed_requests += other.observed_requests
-        self.observed_mismatches += other.observed_mismatches
-        self.unroutable += other.unroutable
-
     def reset(self) -> None:
         self._ring[:] = 0
         self._ring_requests[:] = 0

@@ -30,11 +30,6 @@ class Check:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Check":
-        return cls(**{k: data.get(k) for k in ("rule", "status", "message", "router", "shard", "value", "limit")},
-                   details=dict(data.get("details") or {}))
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -62,10 +57,6 @@ class Verdict:
             "reasons": [c.to_json() for c in self.reasons],
             "checks": [c.to_json() for c in self.checks],
         }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Verdict":
-        return cls(tuple(Check.from_json(c) for c in data.get("checks", [])))
 
 
 def worst(statuses: Iterable[Status]) -> Status:

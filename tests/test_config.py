@@ -45,7 +45,7 @@ def test_defaults_are_sensible_without_a_file() -> None:
     ("routing:\n  primary: modulo\n", "unknown router 'modulo'"),
     ("shards: 10\nrouting:\n  key_type: uuid\n", "routing.key_type"),
     ("keys:\n  - kind: strided\n    start: 1\n    step: 100\n    count: -3\n", "count"),
-    ("keys:\n  - kind: gaussian\n", "keys.0"),
+    ("keys:\n  - kind: gaussian\n", "keys[0]"),
     ("gate:\n  max_shard_share: 1.5\n", "gate.max_shard_share"),
     ("shards: 4\n", "raise the limit or the shard count"),
     ("routing:\n  primary: mod\n  key_type: str\n", "mod needs int keys"),

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from skewcheck.config import KafkaConfig, Scenario, load_scenario
-from skewcheck.errors import EXIT_PASS, UsageError
+from skewcheck.errors import EXIT_PASS, UsageError, validation_message
 
 DEFAULT_CONNECT_TIMEOUT_S = 30.0  # a broker (or its topic) still starting next to the sidecar
 _INSTANCE_ID = re.compile(r"(?![.]{1,2}$)[A-Za-z0-9._-]{1,249}")  # Kafka's group.instance.id rules
@@ -64,8 +64,7 @@ def effective_kafka(scenario: Scenario, args: argparse.Namespace) -> KafkaConfig
     try:
         return KafkaConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UsageError(f"kafka.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        raise UsageError(validation_message(exc, root="kafka", separator="; ")) from None
 
 
 class _Stopping(Exception):

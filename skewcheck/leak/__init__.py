@@ -4,29 +4,36 @@
     probe.baseline()            # before the load
     ...                         # the load runs, then stops and closes its connections
     checks = [probe.run_probes(), probe.drain_check()]
+
+Names are exported lazily: the scenario file imports `skewcheck.leak.config`, and that must not
+load the probe's sockets or the pprof source's HTTP client into the core.
 """
 
-from skewcheck.leak.cause import Cause
-from skewcheck.leak.check import RULE_DRAIN, RULE_PROBE_SURVIVAL
-from skewcheck.leak.config import LeakConfig
-from skewcheck.leak.finding import Finding, new_goroutines
-from skewcheck.leak.hook import LeakHook, leak_hook
-from skewcheck.leak.probe import LeakProbe
-from skewcheck.leak.profile import (
-    Profile,
-    ProfileError,
-    Stack,
-    load_profile,
-    parse_go_goroutines,
-    parse_goroutine_profile,
-)
-from skewcheck.leak.report import render_check, render_findings
-from skewcheck.leak.signature import Signature, signature_of
-from skewcheck.leak.source import LeakSourceError
+from __future__ import annotations
 
-__all__ = [
-    "Cause", "Finding", "LeakConfig", "LeakHook", "LeakProbe", "LeakSourceError", "Profile",
-    "ProfileError", "RULE_DRAIN", "RULE_PROBE_SURVIVAL", "Signature", "Stack", "leak_hook",
-    "load_profile", "new_goroutines", "parse_go_goroutines", "parse_goroutine_profile",
-    "render_check", "render_findings", "signature_of",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Cause": "cause", "Finding": "finding", "new_goroutines": "finding",
+    "RULE_DRAIN": "check", "RULE_PROBE_SURVIVAL": "check", "LeakConfig": "config",
+    "LeakHook": "hook", "leak_hook": "hook", "LeakProbe": "probe",
+    "Profile": "profile", "ProfileError": "profile", "Stack": "profile", "load_profile": "profile",
+    "parse_go_goroutines": "profile", "parse_goroutine_profile": "profile",
+    "render_check": "report", "render_findings": "report", "Signature": "signature",
+    "signature_of": "signature", "LeakSourceError": "source",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

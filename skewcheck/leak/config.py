@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from skewcheck.errors import UsageError
+from skewcheck.errors import UsageError, validation_message
 
 DEFAULT_PROBES_PER_KIND = 20  # the seed incident's 2020 accounts, % 100
 MAX_PROBES_PER_KIND = 1000  # bounded: the probe must never turn into a flood
@@ -91,12 +91,7 @@ class LeakConfig(BaseModel):
         try:
             return cls.model_validate(data or {})
         except ValidationError as exc:
-            problems = []
-            for error in exc.errors():
-                field = ".".join(map(str, error["loc"]))
-                name = (names or {}).get(field) or ".".join(filter(None, [where, field]))
-                problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
-            raise UsageError("; ".join(problems)) from None
+            raise UsageError(validation_message(exc, root=where, names=names, separator="; ")) from None
 
 
 def split_target(target: str) -> tuple[str, int]:

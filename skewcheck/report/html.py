@@ -26,7 +26,7 @@ def share_chart(title: str, counts: Sequence[int], limit: float, width: int = 90
     shares = [c / total for c in counts]
     k = max(len(shares), 1)
     top = max(max(shares, default=0.0), limit) * 1.15 or 1.0
-    left, bottom, plot_w, plot_h = 48, 28, width - 60, height - 50
+    left, plot_w, plot_h = 48, width - 60, height - 50
     bar_w = plot_w / k
     y = lambda v: 10 + plot_h * (1 - v / top)  # noqa: E731
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from skewcheck.config import KafkaConfig, Scenario
-from skewcheck.errors import InconclusiveError, UsageError
+from skewcheck.errors import InconclusiveError, UsageError, validation_message
 from skewcheck.gate import GateConfig, Judgement, judge
 from skewcheck.metrics import Snapshot
 from skewcheck.result import build_result
@@ -233,8 +233,7 @@ def parse_state(raw: Any, source: str, error: type[Exception] = InconclusiveErro
     try:
         return StateDocument.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise error(f"{source}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        raise error(validation_message(exc, source=source, separator="; ")) from None
 
 
 def merge_states(docs: list[StateDocument], sources: list[str]) -> Tally:
