@@ -7,7 +7,7 @@ Starts its own single-node broker (tests/kafka_broker.KafkaBroker → scripts/ka
 fills a 4-partition topic with request events (the design's JSON), then reads the whole topic
 in fresh processes, alternately:
 - bare: a kafka-python KafkaConsumer in a new group that polls and discards;
-- sidecar: the sidecar's own loop (skewcheck.sidecar.consumer.EventConsumer) in a new group —
+- sidecar: the sidecar's own loop (skewcheck.kafka.consumer.EventConsumer) in a new group —
   decode and validate every message, route each poll batch under the primary router and one
   compare router (vectorised), tally per router × shard × window, commit offsets.
 Both use the same consumer settings (max_poll_records, fetch sizes) and time from their first
@@ -46,7 +46,7 @@ def peak_rss_mib() -> float:
 def measure_bare(bootstrap: str, topic: str, n: int) -> dict:
     from kafka import KafkaConsumer
 
-    from skewcheck.sidecar.consumer import MAX_POLL_RECORDS
+    from skewcheck.kafka.consumer import MAX_POLL_RECORDS
 
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-bare-{uuid.uuid4().hex}",
                              enable_auto_commit=False, auto_offset_reset="earliest",
@@ -65,8 +65,8 @@ def measure_bare(bootstrap: str, topic: str, n: int) -> dict:
 
 def measure_sidecar(bootstrap: str, topic: str, n: int, key_type: str) -> dict:
     from skewcheck.config import KafkaConfig, parse_scenario
-    from skewcheck.sidecar.consumer import EventConsumer, KafkaErrorLog, open_consumer
-    from skewcheck.sidecar.security import client_settings
+    from skewcheck.kafka.consumer import EventConsumer, KafkaErrorLog, open_consumer
+    from skewcheck.kafka.security import client_settings
     from skewcheck.sidecar.state import SidecarState
 
     routing = "{primary: mod, compare: [murmur3]}" if key_type == "int" else \

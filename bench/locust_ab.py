@@ -14,6 +14,7 @@ import gevent
 from locust import FastHttpUser, constant, events, task
 
 from skewcheck import plugin
+from skewcheck.locust import run as skew_run
 
 BLOCK_S = float(os.environ.get("BENCH_AB_BLOCK_S", "0.5"))
 state = {"plugin": False, "requests": 0}
@@ -48,10 +49,10 @@ def _alternate(path: str) -> None:
             state["plugin"] = not state["plugin"]
             if not AA:
                 (events.request.add_listener if state["plugin"] else events.request.remove_listener)(
-                    plugin._on_request)
+                    skew_run.on_request)
 
 
 @events.test_start.add_listener
 def _start(**_kw) -> None:
-    events.request.remove_listener(plugin._on_request)  # the run starts with a bare block
+    events.request.remove_listener(skew_run.on_request)  # the run starts with a bare block
     gevent.spawn(_alternate, os.environ["BENCH_AB_FILE"])

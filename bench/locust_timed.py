@@ -10,16 +10,17 @@ import time
 from locust import FastHttpUser, constant, events, task
 
 from skewcheck import plugin
+from skewcheck.locust import run as skew_run
 
 spent = {"draw": 0.0, "listener": 0.0, "requests": 0}
 
-events.request.remove_listener(plugin._on_request)
+events.request.remove_listener(skew_run.on_request)
 
 
 @events.request.add_listener
 def _timed_listener(**kw) -> None:
     t0 = time.perf_counter()
-    plugin._on_request(**kw)
+    skew_run.on_request(**kw)
     spent["listener"] += time.perf_counter() - t0
     spent["requests"] += 1
 

@@ -9,24 +9,16 @@ from __future__ import annotations
 
 import binascii
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import mmh3
 import numpy as np
 
 from skewcheck.errors import UsageError
 from skewcheck.hashes import (
-    INT64_MAX,
-    INT64_MIN,
     MASK64,
     REDIS_SLOTS,
-    KeyText,
-    checked_int,
-    checked_str,
     crc16_text,
-    for_chunks,
-    int_keys,
-    int_text,
     java_int_hash,
     java_int_hash_many,
     java_string_hash,
@@ -40,20 +32,26 @@ from skewcheck.hashes import (
     murmur3_x64_64_text,
     redis_slot,
     remainder,
-    str_keys,
-    str_text,
+)
+from skewcheck.keytext import (
+    INT64_MAX,
+    INT64_MIN,
+    KeyBatch,
+    KeyChunk,
+    check_key_type,
+    checked_int,
+    checked_str,
     unencodable_key_error,
 )
 
 ROUTER_NAMES: tuple[str, ...] = ("mod", "hash-mod", "murmur3", "kafka", "jump", "redis")
-KEY_TYPES: tuple[str, ...] = ("int", "str")
 MAX_SHARDS = 2**31 - 1  # shard counts are Java ints in ShardingSphere, Kafka and Guava's jump hash
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _POSITIVE31 = 0x7FFF_FFFF  # Kafka's toPositive(): clear the sign bit, not abs()
 
 ScalarRoute = Callable[[Any], int]
-BatchRoute = Callable[[Any], np.ndarray]
+ChunkRoute = Callable[[KeyChunk], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -61,27 +59,34 @@ class Router:
     """A named router over a fixed number of shards for one key type.
 
     `router.shard(key) -> int` is a closure bound at construction for this router and key type,
-    so the per-request path does no dispatch. `shard_many(keys)` routes a whole batch.
+    so a per-request caller does no dispatch. `shard_chunk(chunk)` routes one chunk of a
+    normalised `KeyBatch`, whose key text every router of a batch shares; `shard_many(keys)`
+    routes a whole batch.
     """
 
     name: str
     shards: int
     key_type: str
     shard: ScalarRoute = field(init=False, repr=False, compare=False)
-    _batch: BatchRoute = field(init=False, repr=False, compare=False)
+    shard_chunk: ChunkRoute = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _validate(self.name, self.shards, self.key_type)
         object.__setattr__(self, "shards", int(self.shards))  # a numpy int would leak into results
         object.__setattr__(self, "shard", _SCALAR[self.name, self.key_type](self.shards))
-        object.__setattr__(self, "_batch", _BATCH[self.name](self.shards, self.key_type))
+        object.__setattr__(self, "shard_chunk", _BATCH[self.name](self.shards, self.key_type))
 
     def shard_many(self, keys: Any) -> np.ndarray:
-        """int64 shard of every key: an int64 array for int keys, a sequence of str for str keys."""
-        return self._batch(int_keys(keys) if self.key_type == "int" else str_keys(keys))
+        """int64 shard of every key (raw keys of this key type, or a KeyBatch of them)."""
+        return KeyBatch.of(keys, self.key_type).map(self.shard_chunk, np.int64)
 
     def __reduce__(self) -> tuple[Callable[..., Router], tuple[str, int, str]]:
         return make_router, (self.name, self.shards, self.key_type)  # closures do not pickle
+
+
+def route_batch(routers: Sequence[Router], batch: KeyBatch) -> list[np.ndarray]:
+    """Every router's shard of every key; each chunk's key text is built once for all of them."""
+    return batch.map_all([router.shard_chunk for router in routers], np.int64)
 
 
 def make_router(name: str, shards: int, key_type: str) -> Router:
@@ -90,8 +95,7 @@ def make_router(name: str, shards: int, key_type: str) -> Router:
 
 
 def _validate(name: str, shards: int, key_type: str) -> None:
-    if key_type not in KEY_TYPES:
-        raise UsageError(f"unknown key type {key_type!r}; valid key types: {', '.join(KEY_TYPES)}")
+    check_key_type(key_type)
     if name not in ROUTER_NAMES:
         raise UsageError(f"unknown router {name!r}; valid routers: {', '.join(ROUTER_NAMES)}")
     if isinstance(shards, bool) or not isinstance(shards, (int, np.integer)):
@@ -100,40 +104,6 @@ def _validate(name: str, shards: int, key_type: str) -> None:
         raise UsageError(f"shards must be between 1 and {MAX_SHARDS}, got {shards}")
     if name == "mod" and key_type != "int":
         raise UsageError("router mod needs int keys")
-
-
-def parse_key(text: str, key_type: str) -> int | str:
-    """A key from its text: str keys as they are; int keys in decimal, within signed 64 bits."""
-    if key_type == "str":
-        return text
-    if key_type != "int":
-        raise UsageError(f"unknown key type {key_type!r}; valid key types: {', '.join(KEY_TYPES)}")
-    digits = text.strip()
-    # int() alone would also take "1_000" and non-ASCII digits
-    if digits.isascii() and "_" not in digits:
-        try:
-            value = int(digits)
-        except ValueError:
-            pass
-        else:
-            if INT64_MIN <= value <= INT64_MAX:
-                return value
-            raise UsageError(f"key {text!r} is outside the signed 64-bit integer range")
-    raise UsageError(f"key {text!r} is not an integer")
-
-
-def key_array(keys: Any, key_type: str) -> np.ndarray:
-    """A batch of keys normalised: int64 array for int keys, object array of str for str keys."""
-    if key_type == "int":
-        return int_keys(keys)
-    if key_type != "str":
-        raise UsageError(f"unknown key type {key_type!r}; valid key types: {', '.join(KEY_TYPES)}")
-    batch = str_keys(keys)
-    if not all(type(k) is str for k in batch):
-        batch = [checked_str(k) for k in batch]
-    out = np.empty(len(batch), dtype=object)
-    out[:] = batch
-    return out
 
 
 # --------------------------------------------------------------------------- per-key forms
@@ -241,50 +211,37 @@ def _redis_str(n: int) -> ScalarRoute:
 
 
 # --------------------------------------------------------------------------- batch forms
-# Each takes the whole batch, normalised by Router.shard_many (int64 array or list of str), and
-# routes it chunk by chunk: hash and remainder run while the chunk's arrays are still in cache.
+# Each takes one chunk of a KeyBatch (int64 keys or a list of str) and reads the chunk's shared
+# text: hash and remainder run while the chunk's arrays are still in cache.
 
 
-def _chunked(route_chunk: Callable[[Any], np.ndarray]) -> BatchRoute:
-    return lambda keys: for_chunks(keys, route_chunk, np.int64)
+def _mod_many(n: int, key_type: str) -> ChunkRoute:
+    return lambda chunk: remainder(chunk.keys, n)  # floor division: never negative, as %
 
 
-def _text_of(key_type: str, redis_tags: bool = False) -> Callable[[Any], KeyText]:
-    if key_type == "int":
-        return int_text  # decimal text has no braces, hence no hash tags
-    return lambda keys: str_text(keys, redis_tags)
-
-
-def _mod_many(n: int, key_type: str) -> BatchRoute:
-    return _chunked(lambda keys: remainder(keys, n))  # floor division: never negative, as %
-
-
-def _hash_mod_many(n: int, key_type: str) -> BatchRoute:
+def _hash_mod_many(n: int, key_type: str) -> ChunkRoute:
     java_hashes = java_int_hash_many if key_type == "int" else java_string_hashes
-    return _chunked(lambda keys: remainder(np.abs(java_hashes(keys)), n))
+    return lambda chunk: remainder(np.abs(java_hashes(chunk.keys)), n)
 
 
-def _murmur3_many(n: int, key_type: str) -> BatchRoute:
-    text_of = _text_of(key_type)
-    return _chunked(lambda keys: remainder(murmur3_32_text(text_of(keys)), n))
+def _murmur3_many(n: int, key_type: str) -> ChunkRoute:
+    return lambda chunk: remainder(murmur3_32_text(chunk.text()), n)
 
 
-def _kafka_many(n: int, key_type: str) -> BatchRoute:
-    text_of = _text_of(key_type)
+def _kafka_many(n: int, key_type: str) -> ChunkRoute:
     positive = np.uint32(_POSITIVE31)
-    return _chunked(lambda keys: remainder(murmur2_text(text_of(keys)) & positive, n))
+    return lambda chunk: remainder(murmur2_text(chunk.text()) & positive, n)
 
 
-def _jump_many(n: int, key_type: str) -> BatchRoute:
+def _jump_many(n: int, key_type: str) -> ChunkRoute:
     if key_type == "int":
-        return lambda keys: jump_hash_many(keys, n)
-    return _chunked(lambda keys: jump_hash_many(murmur3_x64_64_text(str_text(keys)), n))
+        return lambda chunk: jump_hash_many(chunk.keys, n)
+    return lambda chunk: jump_hash_many(murmur3_x64_64_text(chunk.text()), n)
 
 
-def _redis_many(n: int, key_type: str) -> BatchRoute:
-    text_of = _text_of(key_type, redis_tags=True)
-    return _chunked(lambda keys: (crc16_text(text_of(keys)).astype(np.int64) & 0x3FFF)
-                    * n // REDIS_SLOTS)
+def _redis_many(n: int, key_type: str) -> ChunkRoute:
+    return lambda chunk: ((crc16_text(chunk.redis_text()).astype(np.int64) & 0x3FFF) * n
+                          // REDIS_SLOTS)
 
 
 _SCALAR: dict[tuple[str, str], Callable[[int], ScalarRoute]] = {
@@ -300,7 +257,7 @@ _SCALAR: dict[tuple[str, str], Callable[[int], ScalarRoute]] = {
     ("redis", "int"): _redis_int,
     ("redis", "str"): _redis_str,
 }
-_BATCH: dict[str, Callable[[int, str], BatchRoute]] = {
+_BATCH: dict[str, Callable[[int, str], ChunkRoute]] = {
     "mod": _mod_many,
     "hash-mod": _hash_mod_many,
     "murmur3": _murmur3_many,

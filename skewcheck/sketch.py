@@ -11,6 +11,7 @@ import numpy as np
 
 DEFAULT_TOP_CAPACITY = 64  # top-key counters kept; each estimate undercounts by at most N/(capacity+1)
 F2_BITS = 12  # 4096 buckets: absolute error of floor² ≈ 2(k−1)/(4096·√N), far below the 0.8 limit
+F2_BUCKETS = 1 << F2_BITS
 F2_SEED = 0x5EED  # independent of every router's hash, so collisions don't track shard placement
 
 
@@ -39,16 +40,7 @@ class HeavyHitters:
 
     def add_many(self, keys: np.ndarray) -> None:
         """Batch form: count the batch exactly, prune it Misra–Gries style, then merge."""
-        if len(keys) == 0:
-            return
-        values, counts = np.unique(np.asarray(keys), return_counts=True)
-        self.total += int(counts.sum())
-        if len(values) > self.capacity:
-            cut = kth_largest(counts, self.capacity + 1)
-            keep = counts > cut
-            values, counts = values[keep], counts[keep] - cut
-            self.error += cut
-        self._merge_counts(zip(values.tolist(), counts.tolist()))
+        self.merge_items(*batch_counts(keys, self.capacity))
 
     def merge(self, other: "HeavyHitters") -> None:
         self.total += other.total
@@ -88,6 +80,20 @@ class HeavyHitters:
         self.counts.clear()
         self.error = 0
         self.total = 0
+
+
+def batch_counts(keys: np.ndarray, capacity: int) -> tuple[list[tuple[int | str, int]], int, int]:
+    """One batch's heavy-hitter counts, pruned Misra–Gries style to `capacity` counters: (items,
+    total, error) for `HeavyHitters.merge_items`, so one batch can feed several summaries."""
+    if len(keys) == 0:
+        return [], 0, 0
+    values, counts = np.unique(np.asarray(keys), return_counts=True)
+    total, error = int(counts.sum()), 0
+    if len(values) > capacity:
+        error = kth_largest(counts, capacity + 1)
+        keep = counts > error
+        values, counts = values[keep], counts[keep] - error
+    return list(zip(values.tolist(), counts.tolist())), total, error
 
 
 def kth_largest(counts: np.ndarray, k: int) -> int:

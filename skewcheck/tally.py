@@ -1,15 +1,20 @@
 """Counts per router × shard, over the whole run and over a sliding window.
 
-`add()` is the per-request hot path: it only remembers the key. The keys of a slot are routed
-under every router, bucketed for F2 and fed to the heavy hitters as one vectorised batch when the
-slot ends, when PENDING_KEYS are waiting, or when anything is read. Everything derived lives in
-`skewcheck.summary`. Memory is routers × shards × window slots + the sketches + at most
-PENDING_KEYS held keys, whatever the number of requests or keys.
-A Tally drains into a *frame* (the Kafka/worker message) and merges frames by addition.
+`add()` is the per-request hot path: it only remembers the key. The keys of a slot are normalised
+into one `KeyBatch`, routed under every router, bucketed for F2 and fed to the heavy hitters as
+one vectorised batch when the slot ends, when PENDING_KEYS are waiting, or when anything is read.
+Everything derived lives in `skewcheck.summary`. Memory is routers × shards × window slots + the
+sketches + at most PENDING_KEYS held keys, whatever the number of requests or keys.
+
+A tally writes its counts as a `Frame` and adds frames by addition (workers → master, sidecar
+instances → gate). A tally may have followers (`follow`): every batch it routes is also counted
+there, so a second view of the same requests (the Kafka producer's per-second frames) costs no
+second routing.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from itertools import repeat
@@ -18,14 +23,39 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from skewcheck.errors import UsageError
-from skewcheck.hashes import INT64_MAX, INT64_MIN, checked_int, checked_str, murmur3_32_many
-from skewcheck.routing import key_array
-from skewcheck.sketch import DEFAULT_TOP_CAPACITY, F2_BITS, F2_SEED, HeavyHitters
+from skewcheck.frame import Frame, FrameRules, ObservedPart, dense, sparse
+from skewcheck.hashes import murmur3_32_text
+from skewcheck.keytext import INT64_MAX, INT64_MIN, KeyBatch, KeyChunk, checked_int, checked_str
+from skewcheck.limits import MAX_FRAME_WINDOW_S, MAX_MISMATCH_EXAMPLES
+from skewcheck.sketch import DEFAULT_TOP_CAPACITY, F2_BUCKETS, F2_SEED, HeavyHitters, batch_counts
 
 DEFAULT_WINDOW_S = 10.0
 DEFAULT_SLOT_S = 1.0  # window resolution: QPS is averaged over whole slots of this length
 PENDING_KEYS = 8192  # keys `add` holds before they are counted as one batch
-MAX_MISMATCH_EXAMPLES = 10
+_BUCKET_MASK = np.uint32(F2_BUCKETS - 1)
+
+
+def _bucket_of(chunk: KeyChunk) -> np.ndarray:
+    """Each key's F2 bucket: its murmur3 under a seed no router uses, from the shared text."""
+    return murmur3_32_text(chunk.text(), F2_SEED) & _BUCKET_MASK
+
+
+class _Increment:
+    """What one routed batch adds: computed once, added to a tally and to its followers."""
+
+    __slots__ = ("requests", "per_router", "buckets", "top", "observed", "observed_requests",
+                 "mismatches", "examples")
+
+    def __init__(self, requests: int, per_router: list[np.ndarray], buckets: np.ndarray,
+                 top: tuple[list, int, int]) -> None:
+        self.requests = requests
+        self.per_router = per_router
+        self.buckets = buckets
+        self.top = top
+        self.observed: np.ndarray | None = None
+        self.observed_requests = 0
+        self.mismatches = 0
+        self.examples: list[tuple[int | str, int, int]] = []
 
 
 class Tally:
@@ -47,6 +77,7 @@ class Tally:
         self.router_names = tuple(r.name for r in routers)
         self.shards = shards.pop()
         self.key_type = routers[0].key_type
+        self.rules = FrameRules(self.router_names, self.shards, self.key_type)
         self.window_s = float(window_s)
         self.slot_s = float(slot_s)
         self.clock = clock
@@ -61,24 +92,32 @@ class Tally:
         self._counted = 0  # requests in the counts (the pending keys are not yet)
         self.first_ts: float | None = None
         self.last_ts: float | None = None
-        self._key_buckets = np.zeros(1 << F2_BITS, dtype=np.int64)
+        self._key_buckets = np.zeros(F2_BUCKETS, dtype=np.int64)
         self.bucketed_requests = 0  # requests whose key is in the F2 buckets (frames may lack them)
         self.top = HeavyHitters(top_capacity)
         # observed shard (X-Shard answered by the target) vs the primary router's prediction
         self._observed = np.zeros(k, dtype=np.int64)
         self._shard_names: dict[Any, int] | None = None  # built when a target first answers X-Shard
         self._pending_keys: list[Any] = []
-        self._pending_observed: list[tuple[int, Any]] = []  # (index in _pending_keys, X-Shard)
+        self._pending_observed: list[Any] = []  # X-Shard answers, None where there was none
         self.observed_requests = 0
         self.observed_mismatches = 0
         self.mismatch_examples: list[tuple[int | str, int, int]] = []
         self.unroutable = 0  # keys no router could take (not an int64 / not text), not counted
         self.unroutable_example: str | None = None
+        self.followers: list[Tally] = []
 
     @property
     def requests(self) -> int:
         """Requests counted so far, the pending keys included."""
         return self._counted + len(self._pending_keys)
+
+    def follow(self, other: Tally) -> None:
+        """Count every batch this tally routes in `other` too (same routers and shards)."""
+        if other.rules != self.rules:
+            raise ValueError("a follower counts the same routers over the same shards")
+        self.flush()
+        self.followers.append(other)
 
     # --- hot path -------------------------------------------------------------------------
 
@@ -109,29 +148,21 @@ class Tally:
             return
         self._pending_keys, self._pending_observed = [], []
         try:
-            batch = key_array(keys, self.key_type)
-            routed = self._route(batch)
+            batch = KeyBatch.of(keys, self.key_type)
         except UsageError:
-            batch, observed, routed = self._routable(keys, observed)
-        if not len(batch):
-            return
-        primary = self._count(batch, routed)
-        unanswered = observed.count(None)
-        if unanswered == 0:  # the target answered X-Shard every time
-            self._observe(batch, primary, observed)
-        elif unanswered < len(observed):
-            at = np.array([o is not None for o in observed], dtype=bool)
-            self._observe(batch[at], primary[at], [o for o in observed if o is not None])
+            batch, observed = self._routable(keys, observed)
+        if len(batch):
+            self._count(batch, observed)
 
-    def _routable(self, keys: list[Any], observed: list[Any]) -> tuple[np.ndarray, list[Any], tuple]:
-        """The keys every router can take, their observations and routes; the others are counted in
+    def _routable(self, keys: list[Any], observed: list[Any]) -> tuple[KeyBatch, list[Any]]:
+        """The keys every router can take and their observations; the others are counted in
         `unroutable` (one by one: only a batch that failed comes here)."""
         good: list[Any] = []
         seen: list[Any] = []
         check = checked_int if self.key_type == "int" else checked_str
         for key, obs in zip(keys, observed):
             try:
-                self._route(key_array([check(key)], self.key_type))  # e.g. text that UTF-8 can't encode
+                KeyBatch.of([check(key)], self.key_type)  # e.g. text that UTF-8 can't encode
             except UsageError as exc:
                 self.unroutable += 1
                 if self.unroutable_example is None:
@@ -139,198 +170,145 @@ class Tally:
             else:
                 good.append(key)
                 seen.append(obs)
-        if not good:
-            return np.empty(0, dtype=np.int64), seen, ()
-        batch = key_array(good, self.key_type)
-        return batch, seen, self._route(batch)
+        return KeyBatch.of(good, self.key_type), seen
 
-    def _route(self, batch: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-        """Every router's shard and the F2 bucket of each key; raises before anything is counted."""
-        shards = [router.shard_many(batch) for router in self.routers]
-        buckets = murmur3_32_many(batch, self.key_type, F2_SEED) & np.uint32((1 << F2_BITS) - 1)
-        return shards, buckets
+    # --- batches ----------------------------------------------------------------------------
 
-    def _count(self, batch: np.ndarray, routed: tuple[list[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Add a routed batch to the current slot; the primary router's shard of each key."""
-        shards, buckets = routed
-        n = len(batch)
-        self._counted += n
-        self._ring_requests[self._cur_index] += n
-        for i, per_key in enumerate(shards):
-            self._cur[i] += np.bincount(per_key, minlength=self.shards)
-        self._key_buckets += np.bincount(buckets.astype(np.int64), minlength=self._key_buckets.size)
-        self.bucketed_requests += n
-        self.top.add_many(batch)
-        return shards[0]
+    def add_many(self, keys: Any, ts: float | None = None, observed: Sequence[Any] | None = None) -> None:
+        """Route and count a batch vectorised (planner, Kafka poll batches). `observed` holds the
+        shard the target reported for each key (None where it reported none). A key no router
+        takes raises UsageError before anything is counted."""
+        if len(keys) == 0:
+            return
+        batch = KeyBatch.of(keys, self.key_type)
+        self._at(self.clock() if ts is None else ts)
+        self._count(batch, None if observed is None else list(observed))
 
-    def _observe(self, keys: np.ndarray, predicted: np.ndarray, observed: Sequence[Any]) -> None:
+    def _count(self, batch: KeyBatch, observed: list[Any] | None) -> None:
+        """Route a normalised batch once and add it here and to every follower."""
+        steps = [router.shard_chunk for router in self.routers]
+        *per_key, buckets = batch.map_all([*steps, _bucket_of], np.int64)
+        inc = _Increment(len(batch), [np.bincount(s, minlength=self.shards) for s in per_key],
+                         np.bincount(buckets, minlength=F2_BUCKETS),
+                         batch_counts(batch.values(), self.top.capacity))
+        if observed is not None:
+            answered = [i for i, o in enumerate(observed) if o is not None]
+            if len(answered) == len(observed):
+                self._observe(inc, batch, per_key[0], observed)
+            elif answered:
+                at = np.array(answered, dtype=np.int64)
+                self._observe(inc, batch.take(at), per_key[0][at], [observed[i] for i in answered])
+        self._add(inc)
+        when = self.last_ts if self.last_ts is not None else self.clock()
+        for follower in self.followers:
+            follower._at(when)  # the slot the batch's requests arrived in
+            follower._add(inc)
+
+    def _observe(self, inc: _Increment, keys: KeyBatch, predicted: np.ndarray, observed: Sequence[Any]) -> None:
         """The shards a target reported for these keys, against the primary router's prediction."""
         if self._shard_names is None:
             self._shard_names = {**{i: i for i in range(self.shards)}, **{str(i): i for i in range(self.shards)}}
         got = _shard_numbers(observed, self._shard_names)
         valid = got[(got >= 0) & (got < self.shards)]
-        self._observed += np.bincount(valid, minlength=self.shards)
-        self.observed_requests += len(got)
+        inc.observed = np.bincount(valid, minlength=self.shards)
+        inc.observed_requests = len(got)
         mismatched = np.flatnonzero(got != predicted)
-        self.observed_mismatches += len(mismatched)
-        room = MAX_MISMATCH_EXAMPLES - len(self.mismatch_examples)
-        for i in mismatched[:max(room, 0)].tolist():
-            self.mismatch_examples.append((keys[i].item() if self.key_type == "int" else keys[i],
-                                           int(predicted[i]), int(got[i])))
+        inc.mismatches = len(mismatched)
+        inc.examples = [(keys.key(i), int(predicted[i]), int(got[i]))
+                        for i in mismatched[:MAX_MISMATCH_EXAMPLES].tolist()]
 
-    @property
-    def key_buckets(self) -> np.ndarray:
-        """Request counts per hashed key bucket (the F2 sketch)."""
-        self.flush()
-        return self._key_buckets
+    def _add(self, inc: _Increment) -> None:
+        self._counted += inc.requests
+        self._ring_requests[self._cur_index] += inc.requests
+        for i, counts in enumerate(inc.per_router):
+            self._cur[i] += counts
+        self._key_buckets += inc.buckets
+        self.bucketed_requests += inc.requests
+        self.top.merge_items(*inc.top)
+        if inc.observed is not None:
+            self._observed += inc.observed
+            self.observed_requests += inc.observed_requests
+            self.observed_mismatches += inc.mismatches
+            room = MAX_MISMATCH_EXAMPLES - len(self.mismatch_examples)
+            self.mismatch_examples.extend(inc.examples[:max(room, 0)])
 
-    @property
-    def observed(self) -> np.ndarray:
-        """Requests per shard as the target reported them (X-Shard)."""
-        self.flush()
-        return self._observed
+    # --- frames -----------------------------------------------------------------------------
 
-    # --- batches ----------------------------------------------------------------------------
-
-    def add_many(self, keys: Any, ts: float | None = None) -> None:
-        """Route and count a batch vectorised (planner, Kafka poll batches)."""
-        if len(keys) == 0:
-            return
-        batch = key_array(keys, self.key_type)
-        routed = self._route(batch)  # a key no router takes raises here, before anything is counted
-        self._at(self.clock() if ts is None else ts)
-        self._count(batch, routed)
-
-    def observe_many(self, keys: Any, shards: Sequence[int], ts: float | None = None) -> None:
-        """Shards a target reported for these keys (X-Shard, events' shard field), checked against
-        the primary router; the keys themselves are counted by `add_many`."""
-        if len(keys) == 0:
-            return
-        self._at(self.clock() if ts is None else ts)
-        batch = key_array(keys, self.key_type)
-        self._observe(batch, self.routers[0].shard_many(batch), list(shards))
-
-    def add_frame(self, frame: dict[str, Any], ts: float | None = None) -> None:
-        """Merge a pre-aggregated frame (a worker's drained tally) by addition.
-
-        The whole frame is checked first: a frame that doesn't fit (other routers or shard
-        count, counts that don't add up) raises ValueError and changes nothing.
-        """
-        parsed = self._parse_frame(frame)
+    def add_frame(self, frame: Frame, ts: float | None = None) -> None:
+        """Add a frame (a worker's drained tally, a sidecar's counts) by addition. The frame was
+        parsed against this tally's rules (`Frame.parse(raw, tally.rules)`), so nothing here can
+        fail: a frame is added whole or, when it was meant for another tally, not at all."""
+        if frame.rules != self.rules:
+            raise ValueError("the frame was not parsed for this tally's routers and shards")
         now = self.clock() if ts is None else ts
         self._at(now)
-        requests, counts, buckets, top, top_error, observed, unroutable = parsed
-        start = frame.get("window_start")
-        if isinstance(start, (int, float)) and self.first_ts is not None and 0 < start < self.first_ts:
+        start = frame.window_start
+        if self.first_ts is not None and 0 < start < self.first_ts:
             self.first_ts = float(start)  # the run began when the worker's first request did
-        self._counted += requests
-        self._ring_requests[self._cur_index] += requests
-        for i, per_shard in counts.items():
-            for shard, count in per_shard:
-                self._cur[i, shard] += count
-        for bucket, count in buckets:
-            self._key_buckets[bucket] += count
-        self.bucketed_requests += sum(c for _, c in buckets)
-        self.top.merge_items(top, total=requests, error=top_error)
-        self.unroutable += unroutable
-        if observed:
-            shards, obs_requests, mismatches, examples = observed
-            for shard, count in shards:
-                self._observed[shard] += count
-            self.observed_requests += obs_requests
-            self.observed_mismatches += mismatches
-            room = MAX_MISMATCH_EXAMPLES - len(self.mismatch_examples)
-            self.mismatch_examples.extend(examples[:max(room, 0)])
-
-    def _parse_frame(self, frame: dict[str, Any]) -> tuple:
-        def count(value: Any) -> int:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"count {value!r} is not a non-negative integer")
-            return value
-
-        def index(value: Any, size: int, what: str) -> int:
-            try:
-                i = int(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"{what} {value!r} is not an integer") from None
-            if not 0 <= i < size:
-                raise ValueError(f"{what} {i} is outside 0..{size - 1}")
-            return i
-
-        if not isinstance(frame, dict):
-            raise ValueError("a frame is a JSON object")
-        requests = count(frame.get("requests"))
-        routers = frame.get("routers") or {}
-        if not isinstance(routers, dict):
-            raise ValueError("routers is not an object")
-        counts: dict[int, list[tuple[int, int]]] = {}
+        self._counted += frame.requests
+        self._ring_requests[self._cur_index] += frame.requests
         for i, name in enumerate(self.router_names):
-            per_shard = routers.get(name)
-            if per_shard is None:
-                if requests:
-                    raise ValueError(f"frame has no counts for router {name}")
-                continue
-            pairs = [(index(sh, self.shards, "shard"), count(c)) for sh, c in dict(per_shard).items()]
-            if sum(c for _, c in pairs) != requests:
-                raise ValueError(f"router {name}: shard counts don't add up to {requests} requests")
-            counts[i] = pairs
-        buckets = [(index(b, self._key_buckets.size, "key bucket"), count(c))
-                   for b, c in dict(frame.get("key_buckets") or {}).items()]
-        top = [(self._key(k), count(c)) for k, c in frame.get("top_keys") or []]
-        top_error = count(frame.get("top_error", 0))
-        observed = None
-        obs = frame.get("observed")
-        if obs:
-            shards = [(index(sh, self.shards, "observed shard"), count(c))
-                      for sh, c in dict(obs.get("shards") or {}).items()]
-            examples = [(self._key(k), int(p), int(o)) for k, p, o in obs.get("examples") or []]
-            observed = (shards, count(obs.get("requests", 0)), count(obs.get("mismatches", 0)), examples)
-        return requests, counts, buckets, top, top_error, observed, count(frame.get("unroutable", 0))
+            counts = frame.shard_counts(name, self.shards)
+            if counts is not None:
+                self._cur[i] += counts
+        if frame.key_buckets is not None:
+            self._key_buckets += frame.bucket_counts()
+            self.bucketed_requests += frame.requests
+        self.top.merge_items(frame.typed_top_keys(), total=frame.requests, error=frame.top_error)
+        self.unroutable += frame.unroutable
+        obs = frame.observed
+        if obs is not None:
+            self._observed += dense(obs.shards, self.shards)
+            self.observed_requests += obs.requests
+            self.observed_mismatches += obs.mismatches
+            room = MAX_MISMATCH_EXAMPLES - len(self.mismatch_examples)
+            self.mismatch_examples.extend(frame.typed_examples()[:max(room, 0)])
 
-    def _key(self, key: Any) -> int | str:
-        if self.key_type == "int":
-            try:
-                return int(key)
-            except (TypeError, ValueError):
-                raise ValueError(f"top key {key!r} is not an integer") from None
-        return str(key)
-
-    def drain_frame(self, source: str, now: float | None = None) -> dict[str, Any]:
+    def drain_frame(self, source: str, now: float | None = None) -> Frame:
         """Everything counted since the last drain, as a frame; then start afresh."""
         frame = self.frame(source, now)
         self.reset()
         return frame
 
-    def frame(self, source: str, now: float | None = None) -> dict[str, Any]:
+    def frame(self, source: str, now: float | None = None) -> Frame:
         """Everything counted so far, as a frame (the tally keeps counting)."""
         now = self.clock() if now is None else now
         counts = self.counts()
         self.top.compact()  # every counter goes into the frame, its pruning into top_error
-        frame: dict[str, Any] = {
-            "v": 1,
-            "kind": "frame",
-            "source": source,
-            "window_start": self.first_ts if self.first_ts is not None else now,
-            "window_s": max(0.0, now - (self.first_ts if self.first_ts is not None else now)),
-            "requests": self.requests,
-            "routers": {
-                name: _sparse(counts[i])
-                for i, name in enumerate(self.router_names)
-            },
-            "top_keys": [[str(k), c] for k, c in self.top.top(self.top.capacity)],
-            "top_error": self.top.error,
-            "key_buckets": _sparse(self.key_buckets),
-        }
-        if self.unroutable:
-            frame["unroutable"] = self.unroutable
+        start = self.first_ts if self.first_ts is not None else now
+        observed = None
         if self.observed_requests:
-            frame["observed"] = {
-                "shards": _sparse(self.observed),
-                "requests": self.observed_requests,
-                "mismatches": self.observed_mismatches,
-                "examples": [[str(k), p, o] for k, p, o in self.mismatch_examples],
-            }
-        return frame
+            observed = ObservedPart(shards=sparse(self.observed), requests=self.observed_requests,
+                                    mismatches=self.observed_mismatches,
+                                    examples=[(str(k), p, o) for k, p, o in self.mismatch_examples])
+        return Frame.of_counts(
+            self.rules,
+            source=source,
+            window_start=start,
+            window_s=min(max(0.0, now - start), MAX_FRAME_WINDOW_S),  # a longer span is history
+            requests=self.requests,
+            routers={name: sparse(counts[i]) for i, name in enumerate(self.router_names)},
+            top_keys=[(str(k), c) for k, c in self.top.top(self.top.capacity)],
+            top_error=self.top.error,
+            key_buckets=sparse(self.key_buckets),
+            observed=observed,
+            unroutable=self.unroutable,
+        )
+
+    def copy(self) -> Tally:
+        """An independent copy of the counts (the held-back keys counted first): what a reader
+        takes under a lock, to summarise outside it."""
+        self.flush()
+        other = copy.copy(self)
+        for name in ("_ring", "_ring_requests", "_retired", "_key_buckets", "_observed"):
+            setattr(other, name, getattr(self, name).copy())
+        other._cur = other._ring[other._cur_index]
+        other.top = HeavyHitters(self.top.capacity)
+        other.top.merge(self.top)
+        other.mismatch_examples = list(self.mismatch_examples)
+        other._pending_keys, other._pending_observed = [], []
+        other.followers = []
+        return other
 
     def reset(self) -> None:
         self._ring[:] = 0
@@ -349,6 +327,18 @@ class Tally:
         self.mismatch_examples.clear()
         self.unroutable = 0
         self.unroutable_example = None
+
+    @property
+    def key_buckets(self) -> np.ndarray:
+        """Request counts per hashed key bucket (the F2 sketch)."""
+        self.flush()
+        return self._key_buckets
+
+    @property
+    def observed(self) -> np.ndarray:
+        """Requests per shard as the target reported them (X-Shard)."""
+        self.flush()
+        return self._observed
 
     # --- window bookkeeping -------------------------------------------------------------------
 
@@ -384,6 +374,10 @@ class Tally:
         # a late timestamp (slot < current) is counted in the current slot: windows follow arrival
         self._cur = self._ring[self._slot % self._nslots]
         self._slot_end = (self._slot + 1) * self.slot_s
+
+    def extend_to(self, ts: float) -> None:
+        """The run went on until `ts` (a restored or merged span), with nothing more counted."""
+        self._at(ts)
 
     def advance_to(self, now: float | None = None) -> None:
         """Let the window slide to `now` even without traffic (so idle shards decay to 0 QPS)."""
@@ -439,9 +433,3 @@ def shard_number(value: Any) -> int:
     except (TypeError, ValueError):
         return -1
     return number if INT64_MIN <= number <= INT64_MAX else -1
-
-
-def _sparse(counts: np.ndarray) -> dict[str, int]:
-    """Non-zero entries as a JSON object (frames stay small when few shards or buckets are hit)."""
-    nz = np.flatnonzero(counts)
-    return dict(zip(map(str, nz.tolist()), counts[nz].tolist()))

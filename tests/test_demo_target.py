@@ -31,7 +31,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from skewcheck.demo import DemoTarget, start_subprocess, stop_subprocess
 from skewcheck.demo.pool import SecondRing, ShardPool
 from skewcheck.errors import UsageError
-from skewcheck.routing import make_router, parse_key
+from skewcheck.keytext import parse_key
+from skewcheck.routing import make_router
 
 INCIDENT_KEYS = [20200000 + 100 * j for j in range(127)]
 INCIDENT = {"shards": 100, "key_type": "int", "pool_size": 2, "service_ms": 20, "wait_timeout_ms": 50}

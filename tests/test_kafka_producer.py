@@ -126,7 +126,7 @@ def test_bad_kafka_settings_stop_the_run_before_any_load(tmp_path):
 OUTBOX_UNDER_GEVENT = r"""
 from gevent import monkey; monkey.patch_all()
 import gevent, json, sys, time
-from skewcheck import kafka_producer as kp
+from skewcheck.kafka import producer as kp
 from skewcheck.config import KafkaConfig
 
 outbox = kp.Outbox(kp.new_producer(KafkaConfig(bootstrap_servers=sys.argv[1], topic="t"), "probe"), "t")

@@ -152,7 +152,7 @@ def _frame(keys, routers) -> dict:
     tally = Tally([make_router(name, 100, "int") for name in routers])
     for k in keys:
         tally.add(k)
-    return tally.drain_frame("worker-x")
+    return tally.drain_frame("worker-x").to_json()
 
 
 def test_the_gate_blocks_the_incident_and_is_inconclusive_without_data(kafka_broker, topic, sidecars, tmp_path):

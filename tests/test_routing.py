@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from skewcheck import hashes
+from skewcheck import hashes, keytext
 from skewcheck.errors import UsageError
 from skewcheck.hashes import (
     java_string_hash,
@@ -23,7 +23,12 @@ from skewcheck.hashes import (
     murmur3_32_many,
     redis_slot,
 )
-from skewcheck.routing import KEY_TYPES, ROUTER_NAMES, Router, key_array, make_router, parse_key
+from skewcheck.keytext import KEY_TYPES, KeyBatch, parse_key, str_text
+from skewcheck.routing import ROUTER_NAMES, Router, make_router
+
+
+def key_array(keys, key_type):
+    return KeyBatch.of(keys, key_type).values()
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -391,7 +396,7 @@ def test_jump_equals_reference(key, buckets):
     (["a", "b" * 40, "", "c" * 17, "d" * 16, "e" * 3], True),  # many: sorted, longest first
 ])
 def test_both_block_layouts(keys, longest_first):
-    text = hashes.str_text(keys)
+    text = str_text(keys)
     assert text.longest_first is longest_first
     assert hashes.murmur3_32_text(text).tolist() == [
         mmh3.hash(k.encode(), signed=False) for k in keys]
@@ -443,7 +448,7 @@ def test_large_batch_matches_per_key(name, key_type):
 @pytest.mark.parametrize("with_nul", [False, True])
 def test_tiny_chunks_cover_every_key(monkeypatch, with_nul):
     # chunks of a few keys, some far longer than the rest
-    monkeypatch.setattr(hashes, "CHUNK_KEYS", 3)
+    monkeypatch.setattr(keytext, "CHUNK_KEYS", 3)
     rng = random.Random(13)
     keys = random_text_keys(rng, 300, with_nul) + ["z" * 5000, "", "{t}" * 900, ""]
     ints = random_int_keys(np.random.default_rng(13), 300)

@@ -11,8 +11,8 @@ from collections import namedtuple
 import pytest
 
 from skewcheck.config import KafkaConfig, parse_scenario
-from skewcheck.sidecar import consumer as consumer_module
-from skewcheck.sidecar.consumer import EventConsumer
+from skewcheck.kafka import consumer as consumer_module
+from skewcheck.kafka.consumer import EventConsumer
 from skewcheck.sidecar.state import SidecarState
 
 pytest.importorskip("kafka")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import run_skewcheck
 
+from skewcheck.frame import Frame
 from skewcheck.gate import judge
 from skewcheck.routing import make_router
 from skewcheck.summary import summarize
@@ -23,6 +24,11 @@ def _tally(shards: int = 100, names=("hash-mod", "murmur3"), **kw) -> Tally:
 
 
 KEYS = [20200000 + 100 * j for j in range(127)]
+
+
+def relayed(frame: Frame, to: Tally) -> Frame:
+    """A frame as the receiving side gets it: JSON on the wire, parsed against its own rules."""
+    return Frame.parse(json.loads(json.dumps(frame.to_json())), to.rules)
 
 
 def test_per_key_and_batch_paths_count_the_same() -> None:
@@ -78,13 +84,13 @@ def test_a_key_no_router_can_take_is_counted_apart_and_nothing_else_is_lost() ->
     assert t.observed_requests == 100 and t.observed_mismatches == 1
     assert t.mismatch_examples == [(KEYS[60], 0, 1)]
     master = _tally()
-    master.add_frame(json.loads(json.dumps(t.drain_frame("w"))), ts=1.0)
+    master.add_frame(relayed(t.drain_frame("w"), master), ts=1.0)
     assert master.unroutable == 3 and master.requests == 100
     only_bad = _tally()
     only_bad.add("not-a-number", ts=1.0)
     assert only_bad.has_counts()  # a worker must still send this (requests 0, unroutable 1)
     frame = only_bad.drain_frame("w")
-    assert frame["requests"] == 0 and frame["unroutable"] == 1 and not only_bad.has_counts()
+    assert frame.requests == 0 and frame.unroutable == 1 and not only_bad.has_counts()
 
 
 def test_text_a_router_cannot_encode_is_skipped_and_the_rest_of_the_batch_counts() -> None:
@@ -120,8 +126,7 @@ def test_observations_in_a_batch_match_the_per_key_path() -> None:
     a, b = _tally(), _tally()
     for k, s in zip(keys, shards):
         a.add(k, ts=1.0, observed_shard=s)
-    b.add_many(keys, ts=1.0)
-    b.observe_many(keys, shards, ts=1.0)
+    b.add_many(keys, ts=1.0, observed=shards)
     assert (a.observed == b.observed).all() and a.observed_requests == b.observed_requests == len(keys)
     assert a.observed_mismatches == b.observed_mismatches == 2
     assert a.mismatch_examples == b.mismatch_examples == [(keys[5], 0, 7), (keys[200], 0, 99)]
@@ -166,7 +171,7 @@ def test_frames_merge_by_addition_with_buckets_top_keys_and_examples() -> None:
         workers[i % 3].add(k, ts=50.0, observed_shard=1 if i == 7 else 0)
         if i % 1000 == 999:  # workers report several times during the run
             for w in workers:
-                master.add_frame(json.loads(json.dumps(w.drain_frame("w"))), ts=50.0)
+                master.add_frame(relayed(w.drain_frame("w"), master), ts=50.0)
     for w in workers:
         master.add_frame(w.drain_frame("w"), ts=50.0)
     assert master.requests == whole.requests == 6000
@@ -204,13 +209,13 @@ def test_a_bad_frame_raises_and_changes_nothing(mutate) -> None:
     w = _tally()
     for k in KEYS[:50]:
         w.add(k, ts=1.0)
-    frame = w.drain_frame("w")
+    frame = w.drain_frame("w").to_json()
     master = _tally()
     master.add(KEYS[0], ts=1.0)
     before = (master.requests, master.counts().copy(), master.key_buckets.copy())
     mutate(frame)
     with pytest.raises(ValueError):
-        master.add_frame(frame, ts=1.0)
+        master.add_frame(Frame.parse(frame, master.rules), ts=1.0)
     assert master.requests == before[0] and (master.counts() == before[1]).all()
     assert (master.key_buckets == before[2]).all()
 
@@ -218,7 +223,9 @@ def test_a_bad_frame_raises_and_changes_nothing(mutate) -> None:
 def test_frames_without_key_buckets_make_the_stddev_rule_inconclusive() -> None:
     master = _tally(names=("murmur3",))
     counts = {str(s): 30 for s in range(100)}
-    master.add_frame({"requests": 3000, "routers": {"murmur3": counts}}, ts=1.0)
+    foreign = {"v": 1, "kind": "frame", "source": "elsewhere", "window_start": 1.0, "window_s": 1.0,
+               "requests": 3000, "routers": {"murmur3": counts}}
+    master.add_frame(Frame.parse(foreign, master.rules), ts=1.0)
     checks = {c.rule: c for c in judge(summarize(master)).verdict.checks}
     assert checks["stddev_ratio"].status == "inconclusive" and "unknown" in checks["stddev_ratio"].message
 

@@ -14,7 +14,8 @@ from typing import Iterator, TextIO
 import numpy as np
 
 from skewcheck.errors import UsageError
-from skewcheck.routing import KEY_TYPES, ROUTER_NAMES, Router, make_router, parse_key
+from skewcheck.keytext import KEY_TYPES, parse_key
+from skewcheck.routing import ROUTER_NAMES, Router, make_router
 
 STDIN_KEY = "-"
 _READ_BYTES = 1 << 20  # stdin block size; each block's lines are routed together

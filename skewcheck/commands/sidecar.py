@@ -73,8 +73,8 @@ class _Stopping(Exception):
 
 def run(args: argparse.Namespace) -> int:
     from skewcheck.sidecar import checkpoint
-    from skewcheck.sidecar.consumer import EventConsumer, KafkaErrorLog, open_consumer
-    from skewcheck.sidecar.security import client_settings, describe
+    from skewcheck.kafka.consumer import EventConsumer, KafkaErrorLog, open_consumer
+    from skewcheck.kafka.security import client_settings, describe
     from skewcheck.sidecar.server import SidecarServer
     from skewcheck.sidecar.state import SidecarState
 
@@ -131,10 +131,9 @@ def run(args: argparse.Namespace) -> int:
             loop.run(stop)
     finally:
         starting = False
-        with state.lock:  # before leaving the group: the result shows the partitions it held
-            doc = state.result()
-            counted, consumed = state.tally.requests, state.consumed
-            malformed = sum(state.malformed.values())
+        doc = state.result()  # before leaving the group: the result shows the partitions it held
+        counted, consumed = doc["requests"], doc["sidecar"]["consumed"]
+        malformed = sum(doc["sidecar"]["malformed"].values())
         if loop is not None:
             loop.close()
         server.close()

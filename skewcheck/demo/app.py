@@ -43,7 +43,8 @@ class OrdersApp:
 
     def __init__(self, shards: int, routing: str, key_type: str, pool_size: int,
                  service_ms: float, wait_timeout_ms: float) -> None:
-        from skewcheck.routing import make_router, parse_key
+        from skewcheck.keytext import parse_key
+        from skewcheck.routing import make_router
 
         if shards < 1:
             raise UsageError(f"--shards must be >= 1, got {shards}")

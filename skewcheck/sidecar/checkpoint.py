@@ -2,7 +2,7 @@
 
 Written atomically (temporary file, fsync, rename) before every offset commit, so the file is
 never behind the committed offsets: a restart with the same file continues counting exactly
-where the file left off (see skewcheck.sidecar.consumer for what that guarantees).
+where the file left off (see skewcheck.kafka.consumer for what that guarantees).
 """
 
 from __future__ import annotations

@@ -57,17 +57,12 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path.rstrip("/") or "/"
         state = self.state
         if path == "/metrics":
-            with state.lock:
-                body = exposition(lambda: state.metrics_snapshot())
+            body = exposition(state.metrics_snapshot, state.scenario.metrics.shard_series_limit)
             self._send(200, body, CONTENT_TYPE_LATEST)
         elif path == "/verdict":
-            with state.lock:
-                doc = state.result()
-            self._json(doc)
+            self._json(state.result())
         elif path == "/state":
-            with state.lock:
-                doc = state.document()
-            self._json(doc)
+            self._json(state.state_document())
         elif path == "/healthz":
             with state.lock:
                 alive = state.alive()

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,21 +24,37 @@ from skewcheck.errors import InconclusiveError, UsageError, validation_message
 from skewcheck.gate import GateConfig, Judgement, judge
 from skewcheck.metrics import Snapshot
 from skewcheck.result import build_result
-from skewcheck.routing import key_array, make_router
-from skewcheck.sidecar.messages import MALFORMED_REASONS, DecodedBatch, Decoder
+from skewcheck.frame import Frame, FrameError
+from skewcheck.kafka.events import MALFORMED_REASONS, DecodedBatch, Decoder
+from skewcheck.limits import MAX_MISMATCH_EXAMPLES
+from skewcheck.routing import make_router
 from skewcheck.summary import Summary, summarize
-from skewcheck.tally import MAX_MISMATCH_EXAMPLES, Tally
+from skewcheck.tally import Tally
 from skewcheck.verdict import Check
 
 STATE_SCHEMA = "skewcheck.sidecar-state/1"
 COVERAGE_RULE = "kafka_coverage"
 LIVENESS_STALL_S = 60.0  # a consumer loop silent this long is stuck: /healthz fails
-_EMPTY_FRAME: dict[str, Any] = {"requests": 0}  # moves a tally's clock without counting anything
 
 
 def instance_name() -> str:
     """host:pid — what tells the instances of one consumer group apart in /state and the gate."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class StateView:
+    """What one sidecar had counted at one moment, copied out of the live state."""
+
+    now: float
+    tally: Tally
+    coverage: Check
+    info: dict[str, Any]
+    lag: dict[int, int]
+
+    def judge(self, scenario: Scenario) -> tuple[Summary, Judgement]:
+        summary = summarize(self.tally, now=self.now)
+        return summary, judge(summary, scenario.gate, [self.coverage])
 
 
 class SidecarState:
@@ -72,10 +89,8 @@ class SidecarState:
         """Count one decoded poll batch and move the positions past it (one lock for both)."""
         with self.lock:
             tally = self.tally
-            if batch.keys:
-                tally.add_many(key_array(batch.keys, tally.key_type), ts=now)
-            if batch.observed_keys:
-                tally.observe_many(batch.observed_keys, batch.observed_shards, ts=now)
+            if batch.keys:  # decoded keys are checked already: routed once, observed shards too
+                tally.add_many(batch.keys, ts=now, observed=batch.observed if batch.any_observed else None)
             for frame in batch.frames:
                 tally.add_frame(frame, ts=now)
             self.consumed += batch.messages
@@ -88,27 +103,40 @@ class SidecarState:
     def alive(self, now: float | None = None) -> bool:
         return (self.clock() if now is None else now) - self.heartbeat < LIVENESS_STALL_S
 
-    # --- read side (HTTP threads; hold `lock`) -------------------------------------------------------
+    # --- read side (HTTP threads) --------------------------------------------------------------------
+    # Only copying the counts holds the lock (about a millisecond for 10^4 shards); summarising,
+    # judging and encoding run outside it, so a scrape never stalls consumption.
+
+    def view(self, now: float | None = None) -> StateView:
+        now = self.clock() if now is None else now
+        with self.lock:
+            self.tally.advance_to(now)
+            return StateView(now, self.tally.copy(), coverage_check(
+                self.kafka.topic, self.partition_count, [sorted(self.assigned)], dict(self.lag), instances=1),
+                self.consumer_info(), dict(self.lag))
 
     def judge(self, now: float | None = None) -> tuple[Summary, Judgement]:
-        now = self.clock() if now is None else now
-        self.tally.advance_to(now)
-        summary = summarize(self.tally, now=now)
-        coverage = coverage_check(self.kafka.topic, self.partition_count, [sorted(self.assigned)],
-                                  self.lag, instances=1)
-        return summary, judge(summary, self.scenario.gate, [coverage])
+        return self.view(now).judge(self.scenario)
 
     def metrics_snapshot(self, now: float | None = None) -> Snapshot:
-        summary, judgement = self.judge(now)
-        return Snapshot(summary, judgement.verdict, events_consumed=self.consumed,
-                        events_malformed=dict(self.malformed),
-                        consumer_lag={(self.kafka.topic, p): lag for p, lag in self.lag.items()})
+        view = self.view(now)
+        summary, judgement = view.judge(self.scenario)
+        info = view.info
+        return Snapshot(summary, judgement.verdict, events_consumed=info["consumed"],
+                        events_malformed={r: info["malformed"].get(r, 0) for r in MALFORMED_REASONS},
+                        consumer_lag={(self.kafka.topic, p): lag for p, lag in view.lag.items()})
 
     def result(self, now: float | None = None) -> dict[str, Any]:
         """The run result document (`skewcheck.result/1`, kind "sidecar")."""
-        summary, judgement = self.judge(now)
+        view = self.view(now)
+        summary, judgement = view.judge(self.scenario)
         return build_result("sidecar", summary, judgement, self.scenario.model_dump(mode="json", warnings=False),
-                            {"sidecar": self.consumer_info()})
+                            {"sidecar": view.info})
+
+    def state_document(self) -> dict[str, Any]:
+        """The `/state` document, copied under the lock."""
+        with self.lock:
+            return self.document()
 
     def consumer_info(self) -> dict[str, Any]:
         return {
@@ -136,10 +164,10 @@ class SidecarState:
     def document(self) -> dict[str, Any]:
         """The `/state` document (and the checkpoint): whole-run counts as a frame, plus offsets."""
         tally = self.tally
-        frame = tally.frame(self.instance)
         # counts only: the span is first_ts/last_ts below (a frame's window_s is capped at a day)
-        frame["window_start"], frame["window_s"] = self.clock(), 0.0
-        frame.get("observed", {}).pop("examples", None)  # carried once, as mismatch_examples below
+        frame = tally.frame(self.instance).model_copy(update={"window_start": self.clock(), "window_s": 0.0})
+        if frame.observed is not None:  # the examples are carried once, as mismatch_examples below
+            frame = frame.model_copy(update={"observed": frame.observed.model_copy(update={"examples": []})})
         return {
             "schema": STATE_SCHEMA,
             "instance": self.instance,
@@ -158,7 +186,7 @@ class SidecarState:
             "partitions": self._partitions(),
             "mismatch_examples": [[str(k), p, o] for k, p, o in tally.mismatch_examples],
             "scenario": self.scenario.model_dump(mode="json", warnings=False),
-            "frame": frame,
+            "frame": frame.to_json(),
         }
 
     # --- restart ----------------------------------------------------------------------------------
@@ -174,14 +202,14 @@ class SidecarState:
         if (doc.topic, doc.group) != (self.kafka.topic, self.kafka.group_id):
             raise UsageError(f"{source} holds offsets of topic {doc.topic!r} in group {doc.group!r}, "
                              f"not {self.kafka.topic!r} in {self.kafka.group_id!r}")
-        problem = self.decoder.frame_problem(doc.frame)
-        if problem:
-            raise UsageError(f"{source}: the saved counts are not a valid frame ({problem})")
+        try:
+            frame = Frame.parse(doc.frame, self.tally.rules)
+        except FrameError as exc:
+            raise UsageError(f"{source}: the saved counts are not a valid frame ({exc.reason}: {exc})") from None
         with self.lock:
-            start = doc.first_ts if doc.first_ts is not None else self.clock()
-            self.tally.add_frame(doc.frame, ts=start)
+            self.tally.add_frame(frame, ts=doc.first_ts if doc.first_ts is not None else self.clock())
             if doc.last_ts is not None:
-                self.tally.add_frame(_EMPTY_FRAME, ts=doc.last_ts)
+                self.tally.extend_to(doc.last_ts)
             for key, predicted, observed in doc.mismatch_examples[:MAX_MISMATCH_EXAMPLES]:
                 self.tally.mismatch_examples.append((_typed_key(key, doc.key_type), predicted, observed))
             self.consumed += doc.consumed
@@ -251,21 +279,23 @@ def merge_states(docs: list[StateDocument], sources: list[str]) -> Tally:
         raise UsageError("the same sidecar instance was given twice; its counts would be added twice")
     routers = [make_router(name, base.shards, base.key_type) for name in base.router_names]
     tally = Tally(routers, window_s=base.window_s)
-    decoder = Decoder(base.router_names, base.shards, base.key_type)
+    frames = []
+    for doc, source in zip(docs, sources):  # every document is checked before anything is added
+        try:
+            frames.append(Frame.parse(doc.frame, tally.rules))
+        except FrameError as exc:
+            raise InconclusiveError(f"{source}: the sidecar's counts are not a valid frame "
+                                    f"({exc.reason}: {exc})") from None
     firsts = [d.first_ts for d in docs if d.first_ts is not None]
     lasts = [d.last_ts for d in docs if d.last_ts is not None]
     start = min(firsts) if firsts else time.time()
-    tally.add_frame(_EMPTY_FRAME, ts=start)
-    for doc, source in zip(docs, sources):
-        problem = decoder.frame_problem(doc.frame)
-        if problem:
-            raise InconclusiveError(f"{source}: the sidecar's counts are not a valid frame ({problem})")
-        tally.add_frame(doc.frame, ts=start)
+    for doc, frame in zip(docs, frames):
+        tally.add_frame(frame, ts=start)
         for key, predicted, observed in doc.mismatch_examples:
             if len(tally.mismatch_examples) < MAX_MISMATCH_EXAMPLES:
                 tally.mismatch_examples.append((_typed_key(key, base.key_type), predicted, observed))
     if lasts:
-        tally.add_frame(_EMPTY_FRAME, ts=max(lasts))
+        tally.extend_to(max(lasts))
     return tally
 
 

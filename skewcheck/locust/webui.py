@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+from locust import events
+
+from skewcheck.locust.run import active, current
 from skewcheck.metrics import Snapshot, exposition
 
 TAB_KEY = "shards"
@@ -34,6 +37,13 @@ def shard_rows(summary: Any, limit: int = TAB_ROWS_LIMIT) -> list[dict[str, Any]
                 "qps": round(float(rs.window_qps[s]), 1),
             })
     return rows
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_kw: Any) -> None:
+    run = active()
+    if run is not None and environment.web_ui is not None and run.role != "worker":
+        install(environment.web_ui, current)
 
 
 def install(web_ui: Any, current: Callable[[], Any]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -28,75 +28,44 @@ from pydantic import (
     create_model,
 )
 
-from skewcheck.hashes import INT64_MAX, INT64_MIN
-from skewcheck.sketch import F2_BITS
-
-MAX_MESSAGE_BYTES = 1 << 20  # Kafka's default max.message.bytes: larger is no message of ours
-MAX_KEY_CHARS = 256  # an ID, not a document: longer keys are refused rather than hashed
-MAX_NAME_CHARS = 2048
-MAX_TS = 1e11  # unix seconds, year 5138: anything later is a unit mistake (ms, µs)
-MAX_LATENCY_MS = 86_400_000.0  # a day
-MAX_FRAME_REQUESTS = 10**9  # one worker's frame; more is corruption, and it keeps int64 sums safe
-MAX_FRAME_WINDOW_S = 86_400.0
-MAX_SOURCE_CHARS = 256
-MAX_TOP_KEYS = 4096
-F2_BUCKETS = 1 << F2_BITS
+from skewcheck.frame import (
+    INCONSISTENT_FRAME,
+    KEY_NOT_INT,
+    KEY_TOO_LONG,
+    MISSING_FIELD,
+    OUT_OF_RANGE,
+    RANGE_ERRORS,
+    SHARD_OUT_OF_RANGE,
+    UNKNOWN_ROUTER,
+    WRONG_TYPE,
+    WRONG_VERSION,
+    Frame,
+    FrameError,
+    FrameRules,
+)
+from skewcheck.keytext import INT64_MAX, INT64_MIN
+from skewcheck.limits import MAX_KEY_CHARS, MAX_LATENCY_MS, MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_TS
 
 # Why a message was skipped: the label values of skewcheck_events_malformed_total{reason}.
 NOT_JSON = "not_json"  # not UTF-8 JSON text (random bytes, truncated, lone surrogates)
 NOT_OBJECT = "not_object"  # JSON, but an array, string, number or null
 OVERSIZED = "oversized_message"  # more than MAX_MESSAGE_BYTES
-WRONG_VERSION = "wrong_version"  # "v" present and not 1
-MISSING_FIELD = "missing_field"  # no key field (or an empty key); a frame without a required field
-WRONG_TYPE = "wrong_type"  # a field of the wrong JSON type
-OUT_OF_RANGE = "value_out_of_range"  # huge or negative numbers, NaN, int keys beyond int64
-KEY_TOO_LONG = "key_too_long"  # longer than MAX_KEY_CHARS
-KEY_NOT_INT = "key_not_int"  # key_type int, and the key is no decimal integer
-SHARD_OUT_OF_RANGE = "shard_out_of_range"  # an observed or frame shard outside [0, shards)
-UNKNOWN_ROUTER = "unknown_router"  # a frame counts a router this sidecar does not
-INCONSISTENT_FRAME = "inconsistent_frame"  # a frame whose counts do not add up to its requests
+# and the frame's: wrong_version ("v" not 1), missing_field (no key, an empty key, a frame without
+# a required field), wrong_type, value_out_of_range (huge or negative numbers, NaN, ints beyond
+# int64), key_too_long, key_not_int, shard_out_of_range, unknown_router (a frame counting a router
+# this sidecar does not), inconsistent_frame (counts that do not add up)
 MALFORMED_REASONS: tuple[str, ...] = (
     NOT_JSON, NOT_OBJECT, OVERSIZED, WRONG_VERSION, MISSING_FIELD, WRONG_TYPE, OUT_OF_RANGE,
     KEY_TOO_LONG, KEY_NOT_INT, SHARD_OUT_OF_RANGE, UNKNOWN_ROUTER, INCONSISTENT_FRAME,
 )
-
-_RANGE_ERRORS = frozenset({
-    "greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number",
-    "too_long", "string_too_long",
-})
 _FRAME_MARK = b'"frame"'  # cheap pre-check: only messages containing it can be frames
 
 Version = Annotated[StrictInt, Field(ge=1, le=1)]
-Count = Annotated[StrictInt, Field(ge=0, le=MAX_FRAME_REQUESTS)]
 Seconds = Annotated[StrictFloat, Field(ge=0, le=MAX_TS)]  # JSON ints are accepted as floats
 
 
 class _Message(BaseModel):
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False, frozen=True)
-
-
-class ObservedCounts(_Message):
-    shards: dict[StrictStr, Count] = Field(default_factory=dict)
-    requests: Count = 0
-    mismatches: Count = 0
-
-
-class FrameMessage(_Message):
-    """A worker's drained tally (the design's frame, plus the optional sketch fields)."""
-
-    v: Version
-    kind: Literal["frame"]
-    source: Annotated[StrictStr, Field(min_length=1, max_length=MAX_SOURCE_CHARS)]
-    window_start: Seconds
-    window_s: Annotated[StrictFloat, Field(ge=0, le=MAX_FRAME_WINDOW_S)]
-    requests: Count
-    routers: dict[StrictStr, dict[StrictStr, Count]]
-    top_keys: Annotated[list[tuple[StrictStr, Count]], Field(max_length=MAX_TOP_KEYS)] = Field(
-        default_factory=list)
-    top_error: Count = 0
-    key_buckets: dict[StrictStr, Count] | None = None
-    observed: ObservedCounts | None = None
-    unroutable: Count = 0  # keys the worker's routers could not take (not in `requests`)
 
 
 def event_model(key_field: str, shard_field: str | None, key_type: str, shards: int) -> type[BaseModel]:
@@ -124,17 +93,29 @@ def event_model(key_field: str, shard_field: str | None, key_type: str, shards: 
 
 @dataclass
 class DecodedBatch:
-    """What one poll batch holds once decoded: keys to route, frames to add, skips by reason."""
+    """What one poll batch holds once decoded: keys to route (with the shard each event reported,
+    None where it reported none), frames to add, and the skipped messages by reason."""
 
     keys: list[int | str] = field(default_factory=list)
-    observed_keys: list[int | str] = field(default_factory=list)  # events that carried a shard
-    observed_shards: list[int] = field(default_factory=list)
-    frames: list[dict[str, Any]] = field(default_factory=list)
+    observed: list[int | None] = field(default_factory=list)  # aligned with keys
+    frames: list[Frame] = field(default_factory=list)
     malformed: dict[str, int] = field(default_factory=dict)
     messages: int = 0
 
     def skip(self, reason: str) -> None:
         self.malformed[reason] = self.malformed.get(reason, 0) + 1
+
+    @property
+    def observed_keys(self) -> list[int | str]:
+        return [k for k, s in zip(self.keys, self.observed) if s is not None]
+
+    @property
+    def observed_shards(self) -> list[int]:
+        return [s for s in self.observed if s is not None]
+
+    @property
+    def any_observed(self) -> bool:
+        return any(s is not None for s in self.observed)
 
 
 class Decoder:
@@ -147,6 +128,7 @@ class Decoder:
         self.router_names = tuple(router_names)
         self.shards = shards
         self.key_type = key_type
+        self.rules = FrameRules(self.router_names, shards, key_type)
         self.key_field = key_field
         self.shard_field = shard_field
         self._event = event_model(key_field, shard_field, key_type, shards)
@@ -155,7 +137,7 @@ class Decoder:
 
     def decode(self, values: list[bytes | None]) -> DecodedBatch:
         batch = DecodedBatch(messages=len(values))
-        keys = batch.keys
+        keys, observed = batch.keys, batch.observed
         validate = self._validate_event
         int_keys = self.key_type == "int"
         has_shard = self.shard_field is not None
@@ -183,10 +165,7 @@ class Decoder:
             elif type(key) is int:
                 key = str(key)
             keys.append(key)
-            shard = event.shard if has_shard else None
-            if shard is not None:
-                batch.observed_keys.append(key)
-                batch.observed_shards.append(shard)
+            observed.append(event.shard if has_shard else None)
         return batch
 
     # --- frames ---------------------------------------------------------------------------------
@@ -199,68 +178,11 @@ class Decoder:
             return False  # the event path classifies it
         if not isinstance(doc, dict) or doc.get("kind") != "frame":
             return False
-        reason = self.frame_problem(doc)
-        if reason is None:
-            batch.frames.append(doc)
-        else:
-            batch.skip(reason)
-        return True
-
-    def frame_problem(self, doc: dict[str, Any]) -> str | None:
-        """None when `doc` is a frame this sidecar can add; else the malformed reason."""
         try:
-            frame = FrameMessage.model_validate(doc)
-        except ValidationError as exc:
-            return _frame_reason(exc)
-        unknown = set(frame.routers) - set(self.router_names)
-        if unknown:
-            return UNKNOWN_ROUTER
-        if set(self.router_names) - set(frame.routers):
-            return INCONSISTENT_FRAME  # requests this sidecar could not place under some router
-        for counts in frame.routers.values():
-            total = 0
-            for shard, count in counts.items():
-                reason = self._shard_problem(shard)
-                if reason:
-                    return reason
-                total += count
-            if total != frame.requests:
-                return INCONSISTENT_FRAME
-        if frame.key_buckets is not None:
-            for bucket in frame.key_buckets:
-                if not _is_decimal(bucket):
-                    return WRONG_TYPE
-                if not 0 <= int(bucket) < F2_BUCKETS:
-                    return OUT_OF_RANGE
-            if sum(frame.key_buckets.values()) != frame.requests:
-                return INCONSISTENT_FRAME
-        for key, count in frame.top_keys:
-            if len(key) > MAX_KEY_CHARS:
-                return KEY_TOO_LONG
-            if self.key_type == "int":
-                if not _is_decimal(key, signed=True):
-                    return KEY_NOT_INT
-                if not INT64_MIN <= int(key) <= INT64_MAX:
-                    return OUT_OF_RANGE
-            if count > frame.requests:
-                return INCONSISTENT_FRAME
-        obs = frame.observed
-        if obs is not None:
-            for shard in obs.shards:
-                reason = self._shard_problem(shard)
-                if reason:
-                    return reason
-            if obs.requests > frame.requests or sum(obs.shards.values()) > obs.requests \
-                    or obs.mismatches > obs.requests:
-                return INCONSISTENT_FRAME
-        return None
-
-    def _shard_problem(self, shard: str) -> str | None:
-        if not _is_decimal(shard):
-            return WRONG_TYPE
-        if int(shard) >= self.shards:
-            return SHARD_OUT_OF_RANGE
-        return None
+            batch.frames.append(Frame.parse(doc, self.rules))
+        except FrameError as exc:
+            batch.skip(exc.reason)
+        return True
 
     # --- reasons ----------------------------------------------------------------------------------
 
@@ -283,24 +205,9 @@ class Decoder:
                 return KEY_TOO_LONG
             if "string_too_short" in kinds:
                 return MISSING_FIELD
-            if kinds & _RANGE_ERRORS:
+            if kinds & RANGE_ERRORS:
                 return OUT_OF_RANGE
             return KEY_NOT_INT if self.key_type == "int" else WRONG_TYPE
-        if where == self.shard_field and kind in _RANGE_ERRORS:
+        if where == self.shard_field and kind in RANGE_ERRORS:
             return SHARD_OUT_OF_RANGE
-        return OUT_OF_RANGE if kind in _RANGE_ERRORS else WRONG_TYPE
-
-
-def _frame_reason(exc: ValidationError) -> str:
-    first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
-    kind, loc = first["type"], first["loc"]
-    if kind == "missing":
-        return MISSING_FIELD
-    if loc[:1] == ("v",):
-        return WRONG_VERSION
-    return OUT_OF_RANGE if kind in _RANGE_ERRORS else WRONG_TYPE
-
-
-def _is_decimal(text: str, signed: bool = False) -> bool:
-    digits = text[1:] if signed and text.startswith("-") else text
-    return 0 < len(digits) <= 19 and digits.isascii() and digits.isdigit()
+        return OUT_OF_RANGE if kind in RANGE_ERRORS else WRONG_TYPE

@@ -1,0 +1,204 @@
+"""The run: per-process state of the plugin, the keys a locustfile draws, and the per-request
+listener — the hot path, which only hands each request's key to the tally.
+
+Each Locust process (local runner, master, every worker) builds one `SkewRun` at `init` from the
+`--skew-*` options; a worker rebuilds it at `test_start` when the master's options arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+try:
+    from geventhttpclient.header import Headers as _FastHeaders
+except ImportError:  # pragma: no cover - FastHttpUser's client is a Locust dependency
+    _FastHeaders = None
+
+from skewcheck.config import Scenario
+from skewcheck.errors import EXIT_USAGE, SkewcheckError
+from skewcheck.gate import judge
+from skewcheck.keys import KeySupply, ends
+from skewcheck.locust.options import scenario_from_options
+from skewcheck.routing import make_router
+from skewcheck.summary import summarize
+from skewcheck.tally import Tally
+from skewcheck.verdict import Check
+
+log = logging.getLogger("skewcheck")
+
+CONTEXT_KEY = "skew_key"  # where a request's key travels in Locust's request context
+SHARD_HEADER = "X-Shard"
+_SHARD_HEADER_LOWER = SHARD_HEADER.lower()
+
+
+@dataclass
+class SkewRun:
+    """Per-process state of the plugin."""
+
+    environment: Environment
+    scenario: Scenario
+    tally: Tally
+    distribution: Any
+    role: str  # local | master | worker
+    extra_checks: list[Check] = field(default_factory=list)  # from the leak probe, the producer…
+    finished: bool = False
+    reported: int = 0  # requests this worker has sent to the master so far
+    rejected_frames: int = 0  # worker frames that did not fit this master's routers/shards
+    final_pending: set[str] = field(default_factory=set)  # workers whose final frame is still due
+    final_collected: bool = False  # the master has asked its workers for their final frames
+    probe_goroutines: dict[str, int] = field(default_factory=dict)  # leak probe phase totals
+    result_extra: dict[str, Any] = field(default_factory=dict)  # sections the edges add to result.json
+    keys: KeySupply | None = None  # the scenario's keys, drawn a block at a time
+
+    def __post_init__(self) -> None:
+        if self.keys is None:
+            self.keys = KeySupply(self.distribution, one_at_a_time=ends(list(self.scenario.keys)))
+
+    def wait_seconds(self) -> float:
+        load = self.scenario.load
+        return random.uniform(load.wait_min_s, max(load.wait_min_s, load.wait_max_s))
+
+    def snapshot(self) -> tuple[Any, Any]:
+        now = time.time()
+        self.tally.advance_to(now)
+        summary = summarize(self.tally, now=now)
+        return summary, judge(summary, self.scenario.gate, self.extra_checks)
+
+
+_run: SkewRun | None = None
+
+
+def current() -> SkewRun:
+    if _run is None:
+        raise RuntimeError("the skewcheck plugin is not initialised (is this a Locust run?)")
+    return _run
+
+
+def active() -> SkewRun | None:
+    """The run, or None outside a Locust run (listeners return early then)."""
+    return _run
+
+
+# --- what a locustfile uses ---------------------------------------------------------------------
+
+
+def next_key() -> int | str:
+    """The next key from the scenario's distribution."""
+    run = _run
+    if run is None:
+        current()  # raises the explanation
+    return run.keys.next()
+
+
+def context(key: int | str) -> dict[str, Any]:
+    """The request context that hands the key to the plugin's request listener."""
+    return {CONTEXT_KEY: key}
+
+
+def wait_time(user: Any) -> float:
+    """A Locust `wait_time` drawing from the scenario's load section."""
+    return current().wait_seconds()
+
+
+# --- building the run ----------------------------------------------------------------------------
+
+
+def role_of(environment: Environment) -> str:
+    if isinstance(environment.runner, MasterRunner):
+        return "master"
+    if isinstance(environment.runner, WorkerRunner):
+        return "worker"
+    return "local"
+
+
+def build(environment: Environment, scenario: Scenario) -> SkewRun:
+    routers = [make_router(name, scenario.shards, scenario.routing.key_type) for name in scenario.routing.router_names]
+    role = role_of(environment)
+    seed = scenario.seed
+    if role == "worker":  # each worker draws its own key stream from the same distribution
+        seed = seed * 1_000_003 + int(getattr(environment.runner, "worker_index", 0) or 0) + 1
+    distribution = scenario.model_copy(update={"seed": seed}).build_distribution()
+    return SkewRun(environment, scenario, Tally(routers, window_s=scenario.window_s), distribution, role)
+
+
+def fail_usage(message: str) -> None:
+    sys.stderr.write(f"skewcheck: {message}\n")
+    sys.stderr.flush()
+    os._exit(EXIT_USAGE)  # before any load: Locust's greenlets and web UI must not start
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_kw: Any) -> None:
+    global _run
+    try:
+        _run = build(environment, scenario_from_options(environment.parsed_options))
+    except SkewcheckError as exc:
+        fail_usage(str(exc))
+        return
+    scenario = _run.scenario
+    log.info("skewcheck: %s shards, primary %s, compare %s", scenario.shards, scenario.routing.primary,
+             ",".join(scenario.routing.router_names[1:]))
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_kw: Any) -> None:
+    """A worker: the master's --skew-* values arrive with the first spawn message; rebuild the
+    run if they differ (listeners registered after this one see the rebuilt run)."""
+    global _run
+    run = _run
+    if run is None or run.role != "worker":
+        return
+    try:
+        scenario = scenario_from_options(environment.parsed_options)
+    except SkewcheckError as exc:
+        log.error("skewcheck: %s", exc)
+        return
+    if scenario != run.scenario:
+        _run = build(environment, scenario)
+
+
+# --- the hot path ---------------------------------------------------------------------------------
+
+
+@events.request.add_listener
+def on_request(request_type: str = "", name: str = "", response_time: float = 0.0,
+               response_length: int = 0, response: Any = None, context: dict | None = None,
+               exception: Any = None, **_kw: Any) -> None:
+    # Locust's own arguments are named so the call binds them instead of building a dict
+    if not context or _run is None:
+        return
+    key = context.get(CONTEXT_KEY)
+    if key is None:
+        return
+    if exception is not None and not getattr(response, "status_code", 0):
+        return  # no answer (connection refused/reset): the request never reached a shard
+    _run.tally.add(key, observed_shard=shard_header(getattr(response, "headers", None)))
+
+
+def shard_header(headers: Any) -> Any:
+    """The X-Shard header's value, or None. FastHttpUser's headers (geventhttpclient's Headers)
+    are a dict of lower-cased names to (name, value), read directly on this per-request path;
+    the text is parsed with the batch."""
+    if headers is None:
+        return None
+    if type(headers) is _FastHeaders:
+        entry = dict.get(headers, _SHARD_HEADER_LOWER)
+        if entry is None or type(entry) is tuple:
+            return entry if entry is None else entry[1]
+    return headers.get(SHARD_HEADER)
+
+
+@events.reset_stats.add_listener
+def _on_reset_stats(**_kw: Any) -> None:
+    if _run is not None:
+        _run.tally.reset()
