@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import binascii
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import mmh3
 import numpy as np
@@ -82,11 +82,6 @@ class Router:
 
     def __reduce__(self) -> tuple[Callable[..., Router], tuple[str, int, str]]:
         return make_router, (self.name, self.shards, self.key_type)  # closures do not pickle
-
-
-def route_batch(routers: Sequence[Router], batch: KeyBatch) -> list[np.ndarray]:
-    """Every router's shard of every key; each chunk's key text is built once for all of them."""
-    return batch.map_all([router.shard_chunk for router in routers], np.int64)
 
 
 def make_router(name: str, shards: int, key_type: str) -> Router:
