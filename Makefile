@@ -27,7 +27,7 @@ demo: install
 
 incident: install
 	$(BIN)/locust -f locustfiles/orders.py --headless -u 50 -r 25 -t 20s \
-	    --skew-config configs/incident-2020.yaml --skew-report-dir skewcheck-report
+	    --skew-config configs/incident-2020.yaml --skew-stop-on block --skew-report-dir skewcheck-report
 
 deps: install-test
 	scripts/system-deps

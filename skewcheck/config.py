@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from skewcheck.errors import UsageError, validation_message
-from skewcheck.gate import GateConfig
+from skewcheck.gate import GateConfig, limit_problem
 from skewcheck.keys import KINDS as _KINDS, KeySpec
 from skewcheck.leak.config import LeakConfig
 from skewcheck.routing import ROUTER_NAMES
@@ -146,10 +146,9 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _limit_reachable(self) -> "Scenario":
-        if self.shards * self.gate.max_shard_share < 1:
-            raise ValueError(
-                f"with {self.shards} shards even a perfect router puts {1 / self.shards:.0%} on each shard, "
-                f"above gate.max_shard_share {self.gate.max_shard_share}; raise the limit or the shard count")
+        problem = limit_problem(self.shards, self.gate.max_shard_share)
+        if problem:
+            raise ValueError(problem)
         return self
 
     def build_distribution(self) -> Any:
@@ -243,6 +242,7 @@ def with_overrides(
     key_type: str | None = None,
     max_share: float | None = None,
     min_requests: int | None = None,
+    stop_on: str | None = None,
     report_dir: str | None = None,
     source: str = "command line",
 ) -> Scenario:
@@ -260,6 +260,8 @@ def with_overrides(
         data["gate"]["max_shard_share"] = max_share
     if min_requests is not None:
         data["gate"]["min_requests"] = min_requests
+    if stop_on is not None:
+        data["gate"]["stop_on"] = stop_on
     if report_dir:
         data["report"]["dir"] = report_dir
     try:

@@ -8,7 +8,8 @@ parsed is added without a further check and can never fail halfway:
 
     {"v":1,"kind":"frame","source":"<worker id>","window_start":<unix s>,"window_s":1.0,
      "requests":<int>,"routers":{"mod":{"<shard>":<count>,...},...},"top_keys":[["<key>",<count>],...],
-     "top_error":<int>,"key_buckets":{"<bucket>":<count>},"unroutable":<int>,
+     "top_error":<int>,"key_buckets":{"<bucket>":<count>},"distinct":{"<register>":<rank>},
+     "failures":{"<shard>":<count>},"unreached":{"<shard>":<count>},"unroutable":<int>,
      "observed":{"shards":{"<shard>":<count>},"requests":<int>,"mismatches":<int>,
                  "examples":[["<key>",<predicted>,<observed>],...]}}
 """
@@ -31,7 +32,7 @@ from skewcheck.limits import (
     MAX_TOP_KEYS,
     MAX_TS,
 )
-from skewcheck.sketch import F2_BUCKETS
+from skewcheck.sketch import F2_BUCKETS, DistinctKeys
 
 # Why a frame was refused (the sidecar counts them as skewcheck_events_malformed_total{reason}).
 MISSING_FIELD = "missing_field"
@@ -97,6 +98,9 @@ class Frame(_Part):
         default_factory=list)
     top_error: Count = 0
     key_buckets: dict[StrictStr, Count] | None = None
+    distinct: dict[StrictStr, Annotated[StrictInt, Field(ge=1, le=DistinctKeys.MAX_RANK)]] | None = None
+    failures: dict[StrictStr, Count] = Field(default_factory=dict)  # failed requests per shard
+    unreached: dict[StrictStr, Count] = Field(default_factory=dict)  # never reached (not in requests)
     observed: ObservedPart | None = None
     unroutable: Count = 0  # keys no router could take (not in `requests`)
 
@@ -139,6 +143,10 @@ class Frame(_Part):
 
     def bucket_counts(self) -> np.ndarray:
         return dense(self.key_buckets or {}, F2_BUCKETS)
+
+    def registers(self) -> np.ndarray:
+        """The HLL registers of the frame's keys."""
+        return dense(self.distinct or {}, F2_BUCKETS).astype(np.uint8)
 
     def typed_top_keys(self) -> list[tuple[int | str, int]]:
         as_int = self._rules is not None and self._rules.key_type == "int"
@@ -203,6 +211,17 @@ def _check(frame: Frame, rules: FrameRules) -> None:
                 raise FrameError(OUT_OF_RANGE, f"key bucket {bucket} is outside 0..{F2_BUCKETS - 1}")
         if sum(frame.key_buckets.values()) != frame.requests:
             raise FrameError(INCONSISTENT_FRAME, "key bucket counts don't add up to the requests")
+    if frame.distinct is not None:
+        for register in frame.distinct:
+            if not _is_decimal(register):
+                raise FrameError(WRONG_TYPE, f"distinct-key register {register!r} is not a number")
+            if int(register) >= F2_BUCKETS:
+                raise FrameError(OUT_OF_RANGE, f"distinct-key register {register} is outside "
+                                 f"0..{F2_BUCKETS - 1}")
+    _check_shards(frame.failures, rules.shards, "failures")
+    if sum(frame.failures.values()) > frame.requests:
+        raise FrameError(INCONSISTENT_FRAME, "more failed requests than requests")
+    _check_shards(frame.unreached, rules.shards, "unreached")
     for key, count in frame.top_keys:
         _check_key(key, rules.key_type, "top key")
         if count > frame.requests:

@@ -51,24 +51,23 @@ def run_plan(scenario: Scenario, requests: int | None = None, progress: Progress
     rows = []
     for k, tally in tallies.items():
         summary = summarize(tally)
+        balance = judge(summary, scenario.gate).routers  # every router judged as if it were the primary
         for name in names:
-            as_primary = replace(summary, primary=name)
-            row_judgement = judge(as_primary, scenario.gate)
-            rs = summary.routers[name]
+            rs, rb = summary.routers[name], balance[name]
             saturation = cfg.shard_capacity_qps / rs.max_share if rs.max_share > 0 else float("inf")
             rows.append({
                 "router": name,
                 "shards": k,
                 "hottest_shard": rs.hottest_shard,
                 "max_share": rs.max_share,
-                "max_share_interval": [rs.max_share_low, rs.max_share_high],
+                "max_share_interval": list(rb.interval),
                 "stddev_ratio": rs.stddev_ratio,
                 "stddev_ratio_floor": rs.floor,
-                "stddev_excess": rs.excess,
+                "stddev_excess": rb.excess,
                 "saturation_qps": saturation,
                 "hottest_shard_qps_at_target": rs.max_share * cfg.target_qps,
                 "headroom": 1.0 - rs.max_share * cfg.target_qps / cfg.shard_capacity_qps,
-                "status": row_judgement.verdict.status,
+                "status": rb.status,
             })
     safest = _safest(rows)
 
@@ -116,8 +115,7 @@ def rejudge_plan(plan: Any, cfg: GateConfig) -> dict[str, Any]:
     if not rows:
         raise UsageError("the saved plan section has no rows")
     judged = [{**row.model_dump(),
-               "status": row_status(row.max_share, row.max_share_interval[0], _number(row.stddev_excess, math.nan),
-                                    _number(row.stddev_ratio_floor, math.nan), requests, cfg)}
+               "status": row_status(row.max_share, row.max_share_interval[0], row.stddev_excess, requests, cfg)}
               for row in rows]
     return {**plan, "rows": judged, "safest": _safest(judged)}
 

@@ -13,13 +13,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from skewcheck import __version__
-from skewcheck.errors import UsageError, validation_message
+from skewcheck.errors import SkewcheckError, UsageError, validation_message
+from skewcheck.keytext import parse_key
+from skewcheck.routing import make_router
 from skewcheck.gate import GateConfig, Judgement, judge
 from skewcheck.summary import Summary, from_counts, summarize_counts
 from skewcheck.verdict import Check
 
 SCHEMA = "skewcheck.result/1"
-BALANCE_RULES = {"min_requests", "max_shard_share", "stddev_ratio", "routing_emulation"}
+# recomputed from the counts by `skewcheck gate`; every other recorded check is carried as it was
+BALANCE_RULES = {"min_requests", "max_shard_share", "stddev_ratio", "routing_emulation",
+                 "unreached_requests", "shard_failures", "distinct_keys"}
 
 
 Count = Annotated[int, Field(ge=0)]
@@ -60,6 +64,9 @@ class ResultDocument(BaseModel):
     window_s: float = 10.0
     top_keys: list[TopKey] = Field(default_factory=list)
     top_keys_error: int = 0
+    distinct_keys: Optional[float] = Field(None, ge=0)
+    failures: Optional[list[Count]] = None  # failed requests per shard
+    unreached: Optional[list[Count]] = None  # requests that never reached the target, per shard
     observed: Optional[ObservedCounts] = None
     verdict: dict[str, Any] = Field(default_factory=dict)
 
@@ -92,9 +99,13 @@ def build_result(
                                   for k, p, o in summary.mismatch_examples],
         },
         "key_f2": summary.key_f2,
+        "distinct_keys": summary.distinct_keys,
         "top_keys": [{"key": str(k), "requests": c} for k, c in summary.top_keys],
         "top_keys_error": summary.top_keys_error,
+        "failures": None if summary.failures is None else summary.failures.tolist(),
+        "unreached": None if summary.unreached is None else summary.unreached.tolist(),
         "summary": summary.to_json(),
+        "balance": {name: rb.to_json() for name, rb in judgement.routers.items()},
         "diagnosis": {"kind": judgement.diagnosis.kind, "message": judgement.diagnosis.message,
                       "fix": judgement.diagnosis.fix},
         "verdict": judgement.verdict.to_json(),
@@ -160,13 +171,24 @@ def load_result(path: str | Path) -> tuple[dict[str, Any], ResultDocument]:
     return raw, doc
 
 
-def summary_from_result(doc: ResultDocument) -> Summary:
+def summary_from_result(doc: ResultDocument, key_type: str = "int") -> Summary:
     """Rebuild the summary from saved counts, so a result can be judged under other thresholds."""
+    def per_shard(values: list[int] | None) -> np.ndarray | None:
+        return None if values is None or len(values) != doc.shards else np.array(values, dtype=np.int64)
+
+    def router_of(name: str, shards: int) -> Any:
+        try:
+            return make_router(name, shards, key_type)
+        except SkewcheckError:
+            return None  # a router this version doesn't know: its keys go unnamed
+
     summary = from_counts(
         doc.primary, {name: np.array(rc.counts, dtype=np.int64) for name, rc in doc.routers.items()},
-        key_f2=math.nan if doc.key_f2 is None else doc.key_f2, requests=doc.requests, duration_s=doc.duration_s, window_s=doc.window_s,
-        top_keys=[(t.key, t.requests) for t in doc.top_keys],
-        top_keys_error=doc.top_keys_error)
+        key_f2=math.nan if doc.key_f2 is None else doc.key_f2, requests=doc.requests,
+        duration_s=doc.duration_s, window_s=doc.window_s,
+        top_keys=[(_typed(t.key, key_type), t.requests) for t in doc.top_keys],
+        top_keys_error=doc.top_keys_error, distinct_keys=doc.distinct_keys,
+        failures=per_shard(doc.failures), unreached=per_shard(doc.unreached), router_of=router_of)
     obs = doc.observed
     if obs is None or not obs.requests:
         return summary
@@ -180,9 +202,18 @@ def summary_from_result(doc: ResultDocument) -> Summary:
     )
 
 
-def rejudge(doc: ResultDocument, gate: GateConfig | None = None) -> tuple[Summary, Judgement]:
+def _typed(key: str | int, key_type: str) -> int | str:
+    if key_type == "int" and isinstance(key, str):
+        try:
+            return parse_key(key, "int")
+        except UsageError:
+            return key  # shown as given, routed by nothing
+    return key
+
+
+def rejudge(doc: ResultDocument, gate: GateConfig | None = None, key_type: str = "int") -> tuple[Summary, Judgement]:
     """Recompute the balance rules; carry the other checks (leak, producer) as they were recorded."""
-    summary = summary_from_result(doc)
+    summary = summary_from_result(doc, key_type)
     carried = [_carried(c) for c in doc.verdict.get("checks", []) if not isinstance(c, dict)
                or c.get("rule") not in BALANCE_RULES]
     return summary, judge(summary, gate, carried)

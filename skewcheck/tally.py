@@ -27,7 +27,15 @@ from skewcheck.frame import Frame, FrameRules, ObservedPart, dense, sparse
 from skewcheck.hashes import murmur3_32_text
 from skewcheck.keytext import INT64_MAX, INT64_MIN, KeyBatch, KeyChunk, checked_int, checked_str
 from skewcheck.limits import MAX_FRAME_WINDOW_S, MAX_MISMATCH_EXAMPLES
-from skewcheck.sketch import DEFAULT_TOP_CAPACITY, F2_BUCKETS, F2_SEED, HeavyHitters, batch_counts
+from skewcheck.sketch import (
+    DEFAULT_TOP_CAPACITY,
+    F2_BUCKETS,
+    F2_SEED,
+    DistinctKeys,
+    HeavyHitters,
+    batch_counts,
+    register_maxima,
+)
 
 DEFAULT_WINDOW_S = 10.0
 DEFAULT_SLOT_S = 1.0  # window resolution: QPS is averaged over whole slots of this length
@@ -35,23 +43,27 @@ PENDING_KEYS = 8192  # keys `add` holds before they are counted as one batch
 _BUCKET_MASK = np.uint32(F2_BUCKETS - 1)
 
 
-def _bucket_of(chunk: KeyChunk) -> np.ndarray:
-    """Each key's F2 bucket: its murmur3 under a seed no router uses, from the shared text."""
-    return murmur3_32_text(chunk.text(), F2_SEED) & _BUCKET_MASK
+def _key_hash(chunk: KeyChunk) -> np.ndarray:
+    """Each key's sketch hash: murmur3 under a seed no router uses, from the shared text. Its low
+    bits are the F2 bucket and the HLL register, the rest the HLL rank."""
+    return murmur3_32_text(chunk.text(), F2_SEED)
 
 
 class _Increment:
     """What one routed batch adds: computed once, added to a tally and to its followers."""
 
-    __slots__ = ("requests", "per_router", "buckets", "top", "observed", "observed_requests",
-                 "mismatches", "examples")
+    __slots__ = ("requests", "per_router", "buckets", "registers", "top", "failures", "unreached",
+                 "observed", "observed_requests", "mismatches", "examples")
 
     def __init__(self, requests: int, per_router: list[np.ndarray], buckets: np.ndarray,
-                 top: tuple[list, int, int]) -> None:
+                 registers: np.ndarray, top: tuple[list, int, int]) -> None:
         self.requests = requests
         self.per_router = per_router
         self.buckets = buckets
+        self.registers = registers
         self.top = top
+        self.failures: np.ndarray | None = None  # failed requests per shard (observed, else primary)
+        self.unreached: np.ndarray | None = None  # requests that never reached a shard, by prediction
         self.observed: np.ndarray | None = None
         self.observed_requests = 0
         self.mismatches = 0
@@ -94,12 +106,18 @@ class Tally:
         self.last_ts: float | None = None
         self._key_buckets = np.zeros(F2_BUCKETS, dtype=np.int64)
         self.bucketed_requests = 0  # requests whose key is in the F2 buckets (frames may lack them)
+        self.distinct = DistinctKeys()
+        self.registered_requests = 0  # requests whose key is in the HLL (frames may lack it)
         self.top = HeavyHitters(top_capacity)
+        self._failures = np.zeros(k, dtype=np.int64)  # reached the target, and failed (5xx, timeout)
+        self._unreached = np.zeros(k, dtype=np.int64)  # never reached it (refused, reset)
         # observed shard (X-Shard answered by the target) vs the primary router's prediction
         self._observed = np.zeros(k, dtype=np.int64)
         self._shard_names: dict[Any, int] | None = None  # built when a target first answers X-Shard
         self._pending_keys: list[Any] = []
         self._pending_observed: list[Any] = []  # X-Shard answers, None where there was none
+        self._pending_failed: list[int] = []  # positions in _pending_keys of failed requests
+        self._pending_unreached: list[Any] = []  # keys of requests that got no answer at all
         self.observed_requests = 0
         self.observed_mismatches = 0
         self.mismatch_examples: list[tuple[int | str, int, int]] = []
@@ -121,91 +139,136 @@ class Tally:
 
     # --- hot path -------------------------------------------------------------------------
 
-    def add(self, key: int | str, ts: float | None = None, observed_shard: int | str | None = None) -> None:
+    def add(self, key: int | str, ts: float | None = None, observed_shard: int | str | None = None,
+            failed: bool = False) -> None:
         """Count one request's key; `observed_shard` is the shard the target reported (an int or
-        the X-Shard header's text; anything but a shard number counts as a mismatch)."""
+        the X-Shard header's text; anything but a shard number counts as a mismatch); `failed`
+        marks a request the target answered with a failure."""
         now = self.clock() if ts is None else ts
         if now >= self._slot_end:
             self._advance(self._slot_of(now), now)
         if now > self.last_ts:  # a late timestamp never moves the run's end backwards
             self.last_ts = now
         # only remembered here; routing, buckets, top keys and X-Shard run per batch, vectorised
+        if failed:
+            self._pending_failed.append(len(self._pending_keys))
         self._pending_observed.append(observed_shard)
         pending = self._pending_keys
         pending.append(key)
         if len(pending) >= PENDING_KEYS:
             self.flush()
 
+    def add_unreached(self, key: int | str, ts: float | None = None) -> None:
+        """A request that never reached the target (connection refused, reset): no shard carried
+        it, so it is not one of the requests; counted apart by the shard it was meant for."""
+        now = self.clock() if ts is None else ts
+        if now >= self._slot_end:
+            self._advance(self._slot_of(now), now)
+        self._pending_unreached.append(key)
+        if len(self._pending_unreached) >= PENDING_KEYS:
+            self.flush()
+
     def has_counts(self) -> bool:
         """Whether a frame drained now would carry anything (requests or unroutable keys)."""
         self.flush()
-        return bool(self.requests or self.unroutable)
+        return bool(self.requests or self.unroutable or self._unreached.any())
 
     def flush(self) -> None:
         """Route and count the keys `add` holds back, as one batch (every read path does this)."""
-        keys, observed = self._pending_keys, self._pending_observed
-        if not keys:
+        keys, observed, failed = self._pending_keys, self._pending_observed, self._pending_failed
+        unreached = self._pending_unreached
+        if not keys and not unreached:
             return
-        self._pending_keys, self._pending_observed = [], []
-        try:
-            batch = KeyBatch.of(keys, self.key_type)
-        except UsageError:
-            batch, observed = self._routable(keys, observed)
-        if len(batch):
-            self._count(batch, observed)
-
-    def _routable(self, keys: list[Any], observed: list[Any]) -> tuple[KeyBatch, list[Any]]:
-        """The keys every router can take and their observations; the others are counted in
-        `unroutable` (one by one: only a batch that failed comes here)."""
-        good: list[Any] = []
-        seen: list[Any] = []
-        check = checked_int if self.key_type == "int" else checked_str
-        for key, obs in zip(keys, observed):
+        self._pending_keys, self._pending_observed, self._pending_failed = [], [], []
+        self._pending_unreached = []
+        if keys:
+            flags = None
+            if failed:
+                flags = np.zeros(len(keys), dtype=bool)
+                flags[failed] = True
             try:
-                KeyBatch.of([check(key)], self.key_type)  # e.g. text that UTF-8 can't encode
-            except UsageError as exc:
-                self.unroutable += 1
-                if self.unroutable_example is None:
-                    self.unroutable_example = str(exc)
-            else:
-                good.append(key)
-                seen.append(obs)
-        return KeyBatch.of(good, self.key_type), seen
+                batch = KeyBatch.of(keys, self.key_type)
+            except UsageError:
+                batch, observed, flags = self._routable(keys, observed, flags)
+            if len(batch):
+                self._count(batch, observed, flags)
+        if unreached:
+            self._count_unreached(unreached)
+
+    def _routable(self, keys: list[Any], observed: list[Any], failed: np.ndarray | None
+                  ) -> tuple[KeyBatch, list[Any], np.ndarray | None]:
+        """The keys every router can take, their observations and failure flags; the others are
+        counted in `unroutable` (one by one: only a batch that failed comes here)."""
+        good = [i for i, key in enumerate(keys) if self._routable_key(key)]
+        kept = None if failed is None else failed[good]
+        return KeyBatch.of([keys[i] for i in good], self.key_type), [observed[i] for i in good], kept
+
+    def _routable_key(self, key: Any) -> bool:
+        check = checked_int if self.key_type == "int" else checked_str
+        try:
+            KeyBatch.of([check(key)], self.key_type)  # e.g. text that UTF-8 can't encode
+        except UsageError as exc:
+            self.unroutable += 1
+            if self.unroutable_example is None:
+                self.unroutable_example = str(exc)
+            return False
+        return True
+
+    def _count_unreached(self, keys: list[Any]) -> None:
+        good = [key for key in keys if self._routable_key(key)] if keys else []
+        if not good:
+            return
+        shards = self.routers[0].shard_many(KeyBatch.of(good, self.key_type))
+        counts = np.bincount(shards, minlength=self.shards)
+        self._unreached += counts
+        for follower in self.followers:
+            follower._unreached += counts
 
     # --- batches ----------------------------------------------------------------------------
 
-    def add_many(self, keys: Any, ts: float | None = None, observed: Sequence[Any] | None = None) -> None:
+    def add_many(self, keys: Any, ts: float | None = None, observed: Sequence[Any] | None = None,
+                 failed: np.ndarray | None = None) -> None:
         """Route and count a batch vectorised (planner, Kafka poll batches). `observed` holds the
-        shard the target reported for each key (None where it reported none). A key no router
-        takes raises UsageError before anything is counted."""
+        shard the target reported for each key (None where it reported none), `failed` flags the
+        requests that failed. A key no router takes raises UsageError before anything is counted."""
         if len(keys) == 0:
             return
         batch = KeyBatch.of(keys, self.key_type)
         self._at(self.clock() if ts is None else ts)
-        self._count(batch, None if observed is None else list(observed))
+        flags = None if failed is None or not np.any(failed) else np.asarray(failed, dtype=bool)
+        self._count(batch, None if observed is None else list(observed), flags)
 
-    def _count(self, batch: KeyBatch, observed: list[Any] | None) -> None:
+    def _count(self, batch: KeyBatch, observed: list[Any] | None, failed: np.ndarray | None = None) -> None:
         """Route a normalised batch once and add it here and to every follower."""
         steps = [router.shard_chunk for router in self.routers]
-        *per_key, buckets = batch.map_all([*steps, _bucket_of], np.int64)
+        *per_key, hashes = batch.map_all([*steps, _key_hash], np.int64)
+        register, rank = DistinctKeys.ranks(hashes)
         inc = _Increment(len(batch), [np.bincount(s, minlength=self.shards) for s in per_key],
-                         np.bincount(buckets, minlength=F2_BUCKETS),
+                         np.bincount(hashes & (F2_BUCKETS - 1), minlength=F2_BUCKETS),
+                         register_maxima(register, rank),
                          batch_counts(batch.values(), self.top.capacity))
+        where = per_key[0]  # the shard a request went to: the target's word for it, else the primary's
         if observed is not None:
             answered = [i for i, o in enumerate(observed) if o is not None]
             if len(answered) == len(observed):
-                self._observe(inc, batch, per_key[0], observed)
+                where = self._observe(inc, batch, per_key[0], observed)
             elif answered:
                 at = np.array(answered, dtype=np.int64)
-                self._observe(inc, batch.take(at), per_key[0][at], [observed[i] for i in answered])
+                got = self._observe(inc, batch.take(at), per_key[0][at], [observed[i] for i in answered])
+                where = per_key[0].copy()
+                where[at] = got
+        if failed is not None:
+            inc.failures = np.bincount(where[failed], minlength=self.shards)
         self._add(inc)
         when = self.last_ts if self.last_ts is not None else self.clock()
         for follower in self.followers:
             follower._at(when)  # the slot the batch's requests arrived in
             follower._add(inc)
 
-    def _observe(self, inc: _Increment, keys: KeyBatch, predicted: np.ndarray, observed: Sequence[Any]) -> None:
-        """The shards a target reported for these keys, against the primary router's prediction."""
+    def _observe(self, inc: _Increment, keys: KeyBatch, predicted: np.ndarray,
+                 observed: Sequence[Any]) -> np.ndarray:
+        """The shards a target reported for these keys, against the primary router's prediction;
+        the shard each request went to (the reported one where it is a shard, else the prediction)."""
         if self._shard_names is None:
             self._shard_names = {**{i: i for i in range(self.shards)}, **{str(i): i for i in range(self.shards)}}
         got = _shard_numbers(observed, self._shard_names)
@@ -216,6 +279,7 @@ class Tally:
         inc.mismatches = len(mismatched)
         inc.examples = [(keys.key(i), int(predicted[i]), int(got[i]))
                         for i in mismatched[:MAX_MISMATCH_EXAMPLES].tolist()]
+        return np.where((got >= 0) & (got < self.shards), got, predicted)
 
     def _add(self, inc: _Increment) -> None:
         self._counted += inc.requests
@@ -224,7 +288,11 @@ class Tally:
             self._cur[i] += counts
         self._key_buckets += inc.buckets
         self.bucketed_requests += inc.requests
+        self.distinct.add_ranks(inc.registers)
+        self.registered_requests += inc.requests
         self.top.merge_items(*inc.top)
+        if inc.failures is not None:
+            self._failures += inc.failures
         if inc.observed is not None:
             self._observed += inc.observed
             self.observed_requests += inc.observed_requests
@@ -254,6 +322,13 @@ class Tally:
         if frame.key_buckets is not None:
             self._key_buckets += frame.bucket_counts()
             self.bucketed_requests += frame.requests
+        if frame.distinct is not None:
+            self.distinct.add_ranks(frame.registers())
+            self.registered_requests += frame.requests
+        if frame.failures:
+            self._failures += dense(frame.failures, self.shards)
+        if frame.unreached:
+            self._unreached += dense(frame.unreached, self.shards)
         self.top.merge_items(frame.typed_top_keys(), total=frame.requests, error=frame.top_error)
         self.unroutable += frame.unroutable
         obs = frame.observed
@@ -291,6 +366,9 @@ class Tally:
             top_keys=[(str(k), c) for k, c in self.top.top(self.top.capacity)],
             top_error=self.top.error,
             key_buckets=sparse(self.key_buckets),
+            distinct=sparse(self.distinct.registers) if self.registered_requests == self.requests else None,
+            failures=sparse(self.failures),
+            unreached=sparse(self.unreached),
             observed=observed,
             unroutable=self.unroutable,
         )
@@ -300,8 +378,11 @@ class Tally:
         takes under a lock, to summarise outside it."""
         self.flush()
         other = copy.copy(self)
-        for name in ("_ring", "_ring_requests", "_retired", "_key_buckets", "_observed"):
+        for name in ("_ring", "_ring_requests", "_retired", "_key_buckets", "_observed", "_failures",
+                     "_unreached"):
             setattr(other, name, getattr(self, name).copy())
+        other.distinct = DistinctKeys()
+        other.distinct.add_ranks(self.distinct.registers)
         other._cur = other._ring[other._cur_index]
         other.top = HeavyHitters(self.top.capacity)
         other.top.merge(self.top)
@@ -320,9 +401,14 @@ class Tally:
         self.first_ts = self.last_ts = None
         self._key_buckets[:] = 0
         self.bucketed_requests = 0
+        self.distinct.clear()
+        self.registered_requests = 0
         self.top.clear()
         self._observed[:] = 0
-        self._pending_keys, self._pending_observed = [], []
+        self._failures[:] = 0
+        self._unreached[:] = 0
+        self._pending_keys, self._pending_observed, self._pending_failed = [], [], []
+        self._pending_unreached = []
         self.observed_requests = self.observed_mismatches = 0
         self.mismatch_examples.clear()
         self.unroutable = 0
@@ -339,6 +425,29 @@ class Tally:
         """Requests per shard as the target reported them (X-Shard)."""
         self.flush()
         return self._observed
+
+    @property
+    def failures(self) -> np.ndarray:
+        """Failed requests per shard (the reported shard where there is one, else the primary's)."""
+        self.flush()
+        return self._failures
+
+    @property
+    def unreached(self) -> np.ndarray:
+        """Requests that never reached the target, per the shard the primary router meant."""
+        self.flush()
+        return self._unreached
+
+    def distinct_keys(self) -> float | None:
+        """How many distinct keys were counted: exact while the heavy hitters hold every key,
+        else the HLL estimate; None when some counts came without either (foreign frames)."""
+        self.flush()
+        top = self.top
+        if top.error == 0 and len(top.counts) < top.capacity and sum(top.counts.values()) == self.requests:
+            return float(len(top.counts))
+        if self.registered_requests < self.requests:
+            return None
+        return self.distinct.estimate()
 
     # --- window bookkeeping -------------------------------------------------------------------
 

@@ -211,12 +211,16 @@ def test_snowflake_at_low_rate_defeats_mod_100() -> None:
     dist = build({"kind": "snowflake", "rate": 50, "workers": 8})
     keys = dist.sample(20_000).tolist()
     assert len(set(keys)) == len(keys)
-    assert all(k % 4096 == 0 for k in keys)
-    assert len({k % 100 for k in keys}) <= 25
     ms, workers, seqs = zip(*map(decode_snowflake, keys))
-    assert set(seqs) == {0}
-    assert list(workers[:10]) == [0, 1, 2, 3, 4, 5, 6, 7, 0, 1]  # round robin
-    assert ms[0] == 1583020800000 and ms[-1] == 1583020800000 + (len(keys) - 1) * 1000 // 50
+    # two IDs of one worker in one millisecond are rare at 50/s: the sequence is almost always 0,
+    # so the IDs are multiples of 4096 and `id % 100` only reaches the 25 residues ≡ 0 mod 4
+    assert sum(s == 0 for s in seqs) >= 0.99 * len(keys)
+    assert sum(k % 100 % 4 == 0 for k in keys) >= 0.99 * len(keys)
+    assert len({k % 100 for k in keys if k % 4096 == 0}) == 25  # Poisson arrivals reach all of them
+    assert set(workers) == set(range(8))
+    assert ms[0] >= 1583020800000 and list(ms) == sorted(ms)
+    span_s = (ms[-1] - ms[0]) / 1000
+    assert 0.95 * len(keys) / 50 < span_s < 1.05 * len(keys) / 50  # 50 IDs a second on average
 
 
 def test_snowflake_at_high_rate_uses_seq() -> None:
@@ -224,16 +228,17 @@ def test_snowflake_at_high_rate_uses_seq() -> None:
     keys = dist.sample(10_000).tolist()
     assert len(set(keys)) == len(keys)
     seqs = [decode_snowflake(k)[2] for k in keys]
-    assert max(seqs) == 99  # 200 IDs per ms over 2 workers
+    assert 80 < max(seqs) < 200  # about 100 IDs per ms per worker
     assert any(k % 4096 for k in keys)
     assert decode_snowflake(keys[0])[0] == 1700000000000
 
 
-def test_snowflake_next_and_sample_issue_the_same_ids() -> None:
+def test_snowflake_ids_do_not_depend_on_how_they_are_batched() -> None:
     spec = {"kind": "snowflake", "rate": 3333.3, "workers": 3}
     a, b = build(spec), build(spec)
     batches = np.concatenate([b.sample(n) for n in (1, 7, 500, 1, 2491)]).tolist()
     assert draw(a, 3000) == batches
+    assert len(set(batches)) == len(batches)
 
 
 def test_mixture_weights_hold() -> None:

@@ -159,3 +159,42 @@ def test_explicit_master_and_workers_lose_no_report(tmp_path: Path) -> None:
     assert doc["requests"] == sum(totals) == doc["locust"]["requests"]
     assert all(w.returncode == 0 for w in workers)
 
+
+
+def test_the_incident_with_stop_on_block_ends_the_run_when_the_block_is_proven(tmp_path: Path) -> None:
+    started = time.monotonic()
+    run = run_locust(*HEADLESS, "-t", "60s", "--skew-config", "configs/incident-2020.yaml",
+                     "--skew-stop-on", "block", report_dir=tmp_path)
+    took = time.monotonic() - started
+    assert run.returncode == 1, run.output[-3000:]
+    assert "the verdict is decided (BLOCK)" in run.stdout
+    doc = run.result()
+    decided = doc["decision"]
+    assert decided["status"] == "block" and decided["stop_on"] == "block"
+    assert decided["elapsed_s"] <= 5 and 0 < decided["requests"] < doc["scenario"]["gate"]["min_requests"]
+    assert took < 45  # it did not wait for its 60 s run time (a bound, not a measurement)
+    share = next(c for c in doc["verdict"]["reasons"] if c["rule"] == "max_shard_share")
+    assert share["details"]["anytime"] and "conclusive already" in share["message"]
+    assert not demo_target_left_running(run.output) and not run.leftover
+
+
+def test_a_target_that_dies_mid_run_is_inconclusive_never_pass(tmp_path: Path) -> None:
+    from skewcheck.demo import start_subprocess, stop_subprocess
+
+    target, url = start_subprocess(shards=100, routing="mod", cwd=str(REPO))
+    proc = subprocess.Popen(locust_cmd(*HEADLESS, "-t", "9s", "--host", url, "--skew-report-dir", str(tmp_path)),
+                            cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        time.sleep(3)
+        stop_subprocess(target)  # killed mid-run: from now on every request is refused
+        out, err = proc.communicate(timeout=60)
+    finally:
+        kill_group(proc)
+        stop_subprocess(target)
+    assert proc.returncode == 3, (out + err)[-3000:]
+    assert "never reached the target" in out
+    doc = json.loads((tmp_path / "result.json").read_text())
+    unreached = next(c for c in doc["verdict"]["checks"] if c["rule"] == "unreached_requests")
+    assert unreached["status"] == "inconclusive" and unreached["details"]["unreached"] > 0
+    assert doc["unreached"] is not None and sum(doc["unreached"]) == unreached["details"]["unreached"]

@@ -31,6 +31,6 @@ def test_expected_max_share_is_what_uniform_sampling_gives() -> None:
     assert stats.expected_max_share(100_000, 100) == pytest.approx(float(np.mean(maxima)), rel=0.02)
 
 
-def test_excess_is_zero_at_or_below_the_floor() -> None:
-    assert stats.stddev_excess(0.5, 0.9) == 0.0
-    assert stats.stddev_excess(1.0, 0.6) == pytest.approx(0.8)
+def test_excess_is_zero_at_or_below_the_reference() -> None:
+    assert stats.excess_over(0.5, 0.9) == 0.0
+    assert stats.excess_over(1.0, 0.6) == pytest.approx(0.8)

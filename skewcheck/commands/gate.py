@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 
+from pydantic import ValidationError
+
 from skewcheck.config import load_scenario
-from skewcheck.errors import UsageError
+from skewcheck.errors import UsageError, validation_message
+from skewcheck.gate import GateConfig, limit_problem
 from skewcheck.report import terminal, write_reports
 from skewcheck.result import build_result, load_result, rejudge
 
@@ -41,11 +44,12 @@ def run(args: argparse.Namespace) -> int:
     raw, doc = load_result(args.result)
     if args.config:
         gate_cfg = load_scenario(args.config).gate
+        problem = limit_problem(doc.shards, gate_cfg.max_shard_share)  # the result's shards, not the config's
+        if problem:
+            raise UsageError(f"{args.config}: {problem}")
     else:
-        from skewcheck.gate import GateConfig
-
-        gate_cfg = GateConfig.model_validate((raw.get("scenario") or {}).get("gate") or {})
-    summary, judgement = rejudge(doc, gate_cfg)
+        gate_cfg = saved_gate(raw, args.result)
+    summary, judgement = rejudge(doc, gate_cfg, _key_type(raw))
     keep = {k: raw[k] for k in ("plan", "leak", "producer", "sidecar", "sidecars", "scenario", "kind") if k in raw}
     if "plan" in keep and args.config:
         from skewcheck.plan import rejudge_plan
@@ -53,6 +57,22 @@ def run(args: argparse.Namespace) -> int:
         keep["plan"] = rejudge_plan(keep["plan"], gate_cfg)  # each row under the new thresholds
     out = build_result(raw.get("kind", "run"), summary, judgement, raw.get("scenario"), keep)
     return _report(out, args, judgement.verdict.exit_code)
+
+
+def saved_gate(raw: dict, source: str) -> GateConfig:
+    """The gate thresholds a result was judged under (an invalid saved section is exit 2)."""
+    scenario = raw.get("scenario") or {}
+    try:
+        return GateConfig.model_validate((scenario.get("gate") if isinstance(scenario, dict) else None) or {})
+    except ValidationError as exc:
+        raise UsageError(f"{source}: scenario.gate: {validation_message(exc, separator='; ')}") from None
+
+
+def _key_type(raw: dict) -> str:
+    scenario = raw.get("scenario")
+    routing = scenario.get("routing") if isinstance(scenario, dict) else None
+    key_type = routing.get("key_type") if isinstance(routing, dict) else None
+    return key_type if key_type in ("int", "str") else "int"
 
 
 def _run_sidecars(args: argparse.Namespace) -> int:

@@ -98,6 +98,7 @@ class DecodedBatch:
 
     keys: list[int | str] = field(default_factory=list)
     observed: list[int | None] = field(default_factory=list)  # aligned with keys
+    failed: list[bool] = field(default_factory=list)  # aligned with keys: the event said ok: false
     frames: list[Frame] = field(default_factory=list)
     malformed: dict[str, int] = field(default_factory=dict)
     messages: int = 0
@@ -137,7 +138,7 @@ class Decoder:
 
     def decode(self, values: list[bytes | None]) -> DecodedBatch:
         batch = DecodedBatch(messages=len(values))
-        keys, observed = batch.keys, batch.observed
+        keys, observed, failed = batch.keys, batch.observed, batch.failed
         validate = self._validate_event
         int_keys = self.key_type == "int"
         has_shard = self.shard_field is not None
@@ -166,6 +167,7 @@ class Decoder:
                 key = str(key)
             keys.append(key)
             observed.append(event.shard if has_shard else None)
+            failed.append(event.ok is False)
         return batch
 
     # --- frames ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import numpy as np
 from skewcheck.errors import UsageError
 from skewcheck.keys.replay import Replay, check_n, empty
 from skewcheck.keys.spec import (
+    SNOWFLAKE_MAX_SEQ,
     HotSpec,
     KeySpec,
     MixtureSpec,
@@ -106,42 +107,59 @@ class _Strided:
 
 
 class _Snowflake:
-    """Deterministic clock: ID i comes at ms ``floor(i*1000/rate)`` from worker ``i % workers``."""
+    """Snowflake IDs of `workers` ID generators issuing `rate` IDs a second between them, at
+    Poisson arrival times (a real service's requests, not a metronome: at a perfectly periodic
+    5 ms cadence `id % 100` would see only the few residues of a 5 ms stride). Within a
+    millisecond each worker's sequence counts up from 0; a full sequence rolls into the next ms,
+    as a real generator waits for it."""
 
     value_type = "int"
 
     def __init__(self, spec: SnowflakeSpec, seed: int) -> None:
-        del seed  # the ID sequence is a function of the clock alone
         self._rate, self._workers = spec.rate, spec.workers
         self._base = spec.start_ms - spec.epoch_ms
-        self._sample = _SnowflakeClock()
+        times, workers = np.random.SeedSequence(seed).spawn(2)  # separate streams: however the
+        self._arrivals = np.random.default_rng(times)  # IDs are batched, they come out the same
+        self._worker_of = np.random.default_rng(workers)
+        self._clock_ms = 0.0  # arrival time of the last ID, in ms since start_ms
+        self._last_ms = -1
+        self._last_seq: dict[int, int] = {}  # worker -> IDs it issued in _last_ms
 
     def sample(self, n: int) -> np.ndarray:
         check_n(n)
         if n == 0:
             return empty("int")
-        c = self._sample
-        i = c.i + np.arange(n, dtype=np.int64)
-        c.i += n
-        ms = np.floor((i.astype(np.float64) * 1000.0) / self._rate).astype(np.int64)
-        changed = np.empty(n, dtype=bool)
-        changed[0] = ms[0] != c.ms
-        changed[1:] = ms[1:] != ms[:-1]
-        run_start = np.maximum.accumulate(np.where(changed, i, -1))
-        run_start[run_start < 0] = c.run_start  # leading IDs continue the previous batch's ms
-        w = i % self._workers
-        seq = (i - (run_start + (w - run_start) % self._workers)) // self._workers
-        c.ms, c.run_start = int(ms[-1]), int(run_start[-1])
-        return ((self._base + ms) << 22) | (w << 12) | seq
+        arrivals = self._clock_ms + np.cumsum(self._arrivals.exponential(1000.0 / self._rate, n))
+        self._clock_ms = float(arrivals[-1])
+        ms = np.floor(arrivals).astype(np.int64)
+        worker = self._worker_of.integers(0, self._workers, n, dtype=np.int64)
+        seq = _occurrence(ms * self._workers + worker)
+        if self._last_seq:  # IDs continuing the previous batch's last millisecond
+            carried = ms == self._last_ms
+            if carried.any():
+                seq[carried] += np.array([self._last_seq.get(w, 0) for w in worker[carried].tolist()])
+        ms = ms + seq // SNOWFLAKE_MAX_SEQ  # a full sequence waits for the next millisecond
+        seq = seq % SNOWFLAKE_MAX_SEQ
+        last = ms == ms[-1]
+        if int(ms[-1]) != self._last_ms:
+            self._last_seq = {}
+        for w, s in zip(worker[last].tolist(), seq[last].tolist()):
+            self._last_seq[w] = max(self._last_seq.get(w, 0), s + 1)
+        self._last_ms = int(ms[-1])
+        return ((self._base + ms) << 22) | (worker << 12) | seq
 
 
-class _SnowflakeClock:
-    """Position of one stream: next ID index, current ms and the index that opened it."""
-
-    __slots__ = ("i", "ms", "run_start")
-
-    def __init__(self) -> None:
-        self.i, self.ms, self.run_start = 0, -1, 0
+def _occurrence(group: np.ndarray) -> np.ndarray:
+    """For each element, how many earlier elements share its group (0 for the first)."""
+    order = np.argsort(group, kind="stable")
+    ordered = group[order]
+    first = np.ones(group.size, dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    index = np.arange(group.size)
+    start = np.maximum.accumulate(np.where(first, index, 0))
+    out = np.empty(group.size, dtype=np.int64)
+    out[order] = index - start
+    return out
 
 
 class _Hot:

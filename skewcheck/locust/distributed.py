@@ -94,6 +94,7 @@ def collect_final_frames(run: SkewRun, environment: Environment) -> None:
     for worker in workers:
         runner.send_message(FINAL_REQUEST, None, worker)
     wait_s = FINAL_WAIT_S + float(getattr(environment, "stop_timeout", 0) or 0)  # workers stop their users first
+    run.final_wait_s = wait_s
     deadline = time.monotonic() + wait_s
     while run.final_pending and time.monotonic() < deadline:
         gevent.sleep(0.05)

@@ -13,41 +13,24 @@ from locust.env import Environment
 from skewcheck.errors import SkewcheckError
 from skewcheck.leak.check import goroutine_phases
 from skewcheck.locust import demo
-from skewcheck.locust.distributed import FINAL_WAIT_S, collect_final_frames
+from skewcheck.locust.distributed import collect_final_frames
 from skewcheck.locust.run import SkewRun, active
 from skewcheck.report import terminal, write_reports
 from skewcheck.result import build_result
-from skewcheck.verdict import Check
 
 log = logging.getLogger("skewcheck")
 
 
 def finish(run: SkewRun) -> dict[str, Any]:
     """Summarise, judge, print, write reports; set the exit code unless the verdict is a pass."""
-    if run.final_pending:  # workers that never answered (Locust's own last report may still carry them)
-        run.extra_checks.append(Check(
-            "worker_final_reports", "inconclusive",
-            f"{len(run.final_pending)} worker(s) did not send their final counts within {FINAL_WAIT_S:.0f} s "
-            "of the end of the test; the totals may be short", value=len(run.final_pending), limit=0))
-    if run.rejected_frames:
-        run.extra_checks.append(Check(
-            "worker_frames", "inconclusive",
-            f"{run.rejected_frames} worker report(s) did not fit this master's routers or shard count and "
-            "were not counted: run every worker with the same --skew-* options and scenario",
-            value=run.rejected_frames, limit=0))
     run.tally.flush()
-    if run.tally.unroutable:
-        example = f" (first: {run.tally.unroutable_example})" if run.tally.unroutable_example else ""
-        run.extra_checks.append(Check(
-            "request_keys", "inconclusive",
-            f"{run.tally.unroutable} request key(s) could not be routed as {run.tally.key_type} keys and were "
-            f"not counted{example}: the locustfile must hand the plugin keys of the scenario's routing.key_type",
-            value=run.tally.unroutable, limit=0))
     summary, judgement = run.snapshot()
     run.probe_goroutines = goroutine_phases(run.extra_checks)
     extra = {"locust": _locust_counts(run.environment)}
     if run.probe_goroutines:
         extra["leak"] = {"goroutines": run.probe_goroutines}
+    if run.decided is not None:
+        extra["decision"] = run.decided
     extra.update(run.result_extra)
     doc = build_result("run", summary, judgement, run.scenario.model_dump(mode="json"), extra)
     print("\n" + terminal.render(doc), flush=True)

@@ -25,6 +25,10 @@ def _add_options(parser: Any, **_kw: Any) -> None:
                        help="Block when a shard carries more than this share (default 0.15)")
     group.add_argument("--skew-min-requests", env_var="LOCUST_SKEW_MIN_REQUESTS", type=int, default=None,
                        help="Fewer counted requests than this is inconclusive (exit 3)")
+    group.add_argument("--skew-stop-on", env_var="LOCUST_SKEW_STOP_ON", default="",
+                       choices=["", "never", "block", "decided"],
+                       help="End the run once the live verdict is decided: block (a block the evidence "
+                            "already proves) or decided (block or pass); default never")
     group.add_argument("--skew-report-dir", env_var="LOCUST_SKEW_REPORT_DIR", default="",
                        help="Write result.json, junit.xml, summary.md and report.html here")
     group.add_argument("--skew-kafka-bootstrap", env_var="LOCUST_SKEW_KAFKA_BOOTSTRAP", default="",
@@ -48,6 +52,7 @@ def scenario_from_options(options: Any) -> Scenario:
         compare=[c.strip() for c in compare.split(",") if c.strip()] if compare else None,
         max_share=getattr(options, "skew_max_share", None),
         min_requests=getattr(options, "skew_min_requests", None),
+        stop_on=getattr(options, "skew_stop_on", "") or None,
         report_dir=getattr(options, "skew_report_dir", "") or None,
         source="--skew-* options",
     )

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - FastHttpUser's client is a Locust depe
 
 from skewcheck.config import Scenario
 from skewcheck.errors import EXIT_USAGE, SkewcheckError
-from skewcheck.gate import judge
+from skewcheck.gate import Evidence, judge
 from skewcheck.keys import KeySupply, ends
 from skewcheck.locust.options import scenario_from_options
 from skewcheck.routing import make_router
@@ -56,6 +56,8 @@ class SkewRun:
     rejected_frames: int = 0  # worker frames that did not fit this master's routers/shards
     final_pending: set[str] = field(default_factory=set)  # workers whose final frame is still due
     final_collected: bool = False  # the master has asked its workers for their final frames
+    final_wait_s: float = 0.0  # how long the master waited for them
+    decided: dict[str, Any] | None = None  # when the live verdict was first decided (stop_on)
     probe_goroutines: dict[str, int] = field(default_factory=dict)  # leak probe phase totals
     result_extra: dict[str, Any] = field(default_factory=dict)  # sections the edges add to result.json
     keys: KeySupply | None = None  # the scenario's keys, drawn a block at a time
@@ -68,11 +70,16 @@ class SkewRun:
         load = self.scenario.load
         return random.uniform(load.wait_min_s, max(load.wait_min_s, load.wait_max_s))
 
+    def evidence(self) -> Evidence:
+        return Evidence(unroutable=self.tally.unroutable, unroutable_example=self.tally.unroutable_example,
+                        key_type=self.tally.key_type, missing_workers=len(self.final_pending),
+                        final_wait_s=self.final_wait_s, rejected_frames=self.rejected_frames)
+
     def snapshot(self) -> tuple[Any, Any]:
         now = time.time()
         self.tally.advance_to(now)
         summary = summarize(self.tally, now=now)
-        return summary, judge(summary, self.scenario.gate, self.extra_checks)
+        return summary, judge(summary, self.scenario.gate, self.extra_checks, self.evidence())
 
 
 _run: SkewRun | None = None
@@ -181,8 +188,10 @@ def on_request(request_type: str = "", name: str = "", response_time: float = 0.
     if key is None:
         return
     if exception is not None and not getattr(response, "status_code", 0):
-        return  # no answer (connection refused/reset): the request never reached a shard
-    _run.tally.add(key, observed_shard=shard_header(getattr(response, "headers", None)))
+        _run.tally.add_unreached(key)  # no answer (refused, reset): it never reached a shard
+        return
+    _run.tally.add(key, observed_shard=shard_header(getattr(response, "headers", None)),
+                   failed=exception is not None)
 
 
 def shard_header(headers: Any) -> Any:

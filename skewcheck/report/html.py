@@ -73,10 +73,10 @@ def render(doc: dict[str, Any]) -> str:
     body.append("<h2>Per-shard share</h2>")
     for name, rc in doc["routers"].items():
         rs = s["routers"][name]
-        lo, hi = rs["max_share_interval"]
+        lo, hi = doc["balance"][name]["max_share_interval"]
         body.append(f"<h3>{escape(name)}{' (primary)' if name == s['primary'] else ''}</h3>"
                     f"<p>max share {_pct(rs['max_share'])} ({_pct(lo)}–{_pct(hi)}) on shard {rs['hottest_shard']}; "
-                    f"stddev ratio {rs['stddev_ratio']:.3f} vs floor {rs['stddev_ratio_floor']:.3f}</p>")
+                    f"stddev ratio {rs['stddev_ratio']:.3f} vs floor {rs['stddev_ratio_floor'] or 0:.3f}</p>")
         body.append(share_chart(name, rc["counts"], limit))
     obs = doc.get("observed")
     if obs and obs.get("requests"):

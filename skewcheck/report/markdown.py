@@ -32,9 +32,12 @@ def render(doc: dict[str, Any]) -> str:
     out += ["", "| router | hottest shard | max share (95% CI) | stddev ratio | floor | excess |",
             "|---|---|---|---|---|---|"]
     for name, rs in s["routers"].items():
-        lo, hi = rs["max_share_interval"]
+        rb = doc["balance"][name]
+        lo, hi = rb["max_share_interval"]
+        excess = "?" if rb["stddev_excess"] is None else f"{rb['stddev_excess']:.3f}"
+        floor = "?" if rs["stddev_ratio_floor"] is None else f"{rs['stddev_ratio_floor']:.3f}"
         out.append(f"| `{name}` | {rs['hottest_shard']} | {_pct(rs['max_share'])} ({_pct(lo)}–{_pct(hi)}) | "
-                   f"{rs['stddev_ratio']:.3f} | {rs['stddev_ratio_floor']:.3f} | {rs['stddev_excess']:.3f} |")
+                   f"{rs['stddev_ratio']:.3f} | {floor} | {excess} |")
     diag = doc.get("diagnosis") or {}
     if diag:
         out += ["", f"**Diagnosis:** {_cell(diag['message'])}"]

@@ -11,6 +11,10 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
 
+def _num(x: float | None) -> str:
+    return "unknown" if x is None or x != x else f"{x:.3f}"
+
+
 def render(doc: dict[str, Any], hottest: int = 5) -> str:
     s = doc["summary"]
     timed = bool(s.get("duration_s"))  # a simulated plan has no clock, so no QPS
@@ -21,12 +25,13 @@ def render(doc: dict[str, Any], hottest: int = 5) -> str:
     ]
     for name, rs in s["routers"].items():
         tag = " (primary)" if name == s["primary"] else ""
-        lo, hi = rs["max_share_interval"]
+        rb = doc["balance"][name]
+        lo, hi = rb["max_share_interval"]
         lines += [
             "",
             f"{name}{tag}: max share {_pct(rs['max_share'])} [{_pct(lo)}–{_pct(hi)}] on shard "
-            f"{rs['hottest_shard']} (noise alone: ~{_pct(rs['expected_max_share'])}); stddev ratio "
-            f"{rs['stddev_ratio']:.3f} vs floor {rs['stddev_ratio_floor']:.3f} (excess {rs['stddev_excess']:.3f})",
+            f"{rs['hottest_shard']}; stddev ratio {rs['stddev_ratio']:.3f} vs {_num(rs['stddev_ratio_floor'])} "
+            f"for a random hash of these keys (excess {_num(rb['stddev_excess'])}); {rb['status']}",
             f"  {'shard':>6} {'requests':>10} {'share':>7} {'95% interval':>16}" + (f" {'QPS':>9}" if timed else ""),
         ]
         for h in rs["hottest"][:hottest]:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from skewcheck.config import KafkaConfig, Scenario
@@ -90,7 +91,8 @@ class SidecarState:
         with self.lock:
             tally = self.tally
             if batch.keys:  # decoded keys are checked already: routed once, observed shards too
-                tally.add_many(batch.keys, ts=now, observed=batch.observed if batch.any_observed else None)
+                tally.add_many(batch.keys, ts=now, observed=batch.observed if batch.any_observed else None,
+                               failed=np.array(batch.failed, dtype=bool) if any(batch.failed) else None)
             for frame in batch.frames:
                 tally.add_frame(frame, ts=now)
             self.consumed += batch.messages
