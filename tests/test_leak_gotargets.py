@@ -11,6 +11,7 @@ import json
 import os
 import re
 import selectors
+import signal
 import ssl
 import subprocess
 import tempfile
@@ -21,8 +22,11 @@ from pathlib import Path
 import pytest
 from conftest import REPO, require_binary, require_real_part
 
+from skewcheck.config import load_scenario
+
 GOTARGETS = REPO / "gotargets"
 START_TIMEOUT_S = 10.0  # the binary prints its address before serving; seconds mean it is stuck
+BUILD_AND_START_TIMEOUT_S = 300.0  # a cold Go build cache compiles net/http and crypto/tls first
 # the fixed target's timeouts, short so a 4 s hold outlasts them with room to spare
 FAST_TIMEOUTS = ("-read-header-timeout", "1s", "-read-timeout", "1500ms", "-idle-timeout", "1s")
 
@@ -189,3 +193,30 @@ def test_fixed_target_bounds_bodies(request, orders_binary):
         urllib.request.urlopen(upload, timeout=10)
     assert excinfo.value.code == 413
 
+
+def test_make_leak_target_builds_and_serves_what_the_worked_scenario_probes(repo):
+    """`make leak-target` serves the bundled service where configs/leak-probe.yaml looks."""
+    make = require_binary("make")
+    require_binary("go")
+    default = subprocess.run([make, "-s", "-n", "leak-target"], cwd=repo, capture_output=True,
+                             text=True, timeout=30).stdout
+    scenario = load_scenario(repo / "configs" / "leak-probe.yaml")
+    assert f"-addr {scenario.leak.target}" in default
+    assert scenario.leak.probe_target == ("127.0.0.1", 6060) and scenario.leak.active
+    # the same target on a port of the kernel's choosing, so a running one is no obstacle
+    process = subprocess.Popen([make, "-s", "leak-target",
+                                "LEAK_TARGET_ARGS=-mode leaky -addr 127.0.0.1:0"], cwd=repo,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            assert selector.select(BUILD_AND_START_TIMEOUT_S), "make leak-target printed nothing"
+        address = process.stdout.readline().strip()
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", address), address
+        url = f"http://{address}/debug/pprof/goroutineleak?debug=1"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.read().startswith(b"goroutineleak profile: total ")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # make and the service it started
+        process.communicate(timeout=10)
