@@ -528,3 +528,12 @@ def test_profile_text_reaches_the_terminal_escaped():
 def test_new_config_keys_are_validated(data, field):
     with pytest.raises(UsageError, match=field.replace(".", r"\.")):
         LeakConfig.parse(data)
+
+
+def test_a_goroutineleak_read_missed_after_the_load_is_made_up_by_the_one_after_the_drain(listener):
+    down = LeakSourceError("goroutineleak profile is unreachable: reset")
+    probe = LeakProbe(quick_config(listener, silent=0, partial=0, stalled=0),
+                      source=ScriptedSource(EMPTY), leak_source=ScriptedSource(EMPTY, down, EMPTY))
+    checks = probe.run()
+    assert [(c.rule, c.status) for c in checks][-1] == ("leak_gc_proven", "pass")
+    assert checks[-1].details["goroutineleak"]["errors"] == {"after_load": str(down)}

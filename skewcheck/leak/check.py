@@ -149,8 +149,8 @@ def gc_proven(baseline: Profile, latest: Profile | None, *, view: dict[str, Any]
                                "findings": []}
     if latest is None:
         return Check(RULE_GC_PROVEN, "inconclusive",
-                     f"the goroutineleak profile could not be read after the load: {error}",
-                     details=details)
+                     f"the goroutineleak profile could not be read after the load or the drain: "
+                     f"{error}", details=details)
     findings = new_goroutines(baseline, latest)
     proven = sum(f.count for f in findings)
     details.update(after_leaked=latest.total, findings=[f.to_json() for f in findings])

@@ -205,9 +205,12 @@ class LeakProbe:
             return inconclusive(RULE_GC_PROVEN, "the goroutineleak profile could not be read "
                                 f"before the load: {view.errors.get('baseline')}",
                                 goroutineleak=view.to_json())
-        latest = view.snapshots.get("after_drain") or view.snapshots.get("after_load")
-        error = view.errors.get("after_drain") or view.errors.get("after_load")
-        return gc_proven(baseline, latest, view=view.to_json(), error=error)
+        if "after_drain" in view.snapshots:
+            return gc_proven(baseline, view.snapshots["after_drain"], view=view.to_json())
+        error = (view.errors.get("after_drain") or view.errors.get("after_load")
+                 or "it was not read after the drain")
+        return gc_proven(baseline, view.snapshots.get("after_load"), view=view.to_json(),
+                         error=error)
 
     def certain_block(self) -> str | None:
         """The rule whose block no further waiting can undo, if any (with early verdicts on)."""
