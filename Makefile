@@ -1,11 +1,13 @@
 # `make demo` installs skewcheck and runs the main job: a 20 s Locust run against the embedded
 # sharded demo target. `make test` installs everything the tests need (Python extras, Chromium
 # and promtool from apt, Kafka's jars from Maven) and runs them; CI runs exactly that.
+# `make leak-target` builds the bundled Go service and serves it for configs/leak-probe.yaml.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+LEAK_TARGET_ARGS ?= -mode leaky -addr 127.0.0.1:6060
 
-.PHONY: demo incident install install-test deps test bench clean
+.PHONY: demo incident install install-test deps test bench leak-target clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,9 @@ deps: install-test
 
 test: deps
 	$(BIN)/python -m pytest -q
+
+leak-target:
+	scripts/leak-target $(LEAK_TARGET_ARGS)
 
 bench: install-test
 	$(BIN)/python bench/bench_routing.py

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,14 +19,18 @@ from skewcheck.leak.check import (
     SETTLE_FIRST_WAIT_S,
     SETTLE_MAX_WAIT_S,
     drain,
+    gc_proven,
     probe_survival,
     settle,
 )
 from skewcheck.leak.finding import new_goroutines
-from skewcheck.leak.probe import ProbeConnections, resolve_target
+from skewcheck.leak.probe import DRAIN_GRACE_S, ProbeConnections, resolve_target
 from skewcheck.leak.profile import Profile, Stack, parse_goroutine_profile
+from skewcheck.leak.proof import GoroutineLeakView, leaked_only
+from skewcheck.leak.report import render_check, render_findings
 from skewcheck.leak.signature import is_plumbing, signature_of
-from skewcheck.leak.source import goroutine_profile_url
+from skewcheck.leak.source import ProfileNotServed, goroutine_profile_url, goroutineleak_profile_url
+from skewcheck.report import findings as report_findings
 from skewcheck.verdict import Verdict
 
 SAMPLES = Path(__file__).parent / "data" / "pprof"
@@ -300,3 +306,234 @@ def test_leak_hook_runs_only_where_the_run_is_judged(listener):
 def test_a_probe_needs_a_source():
     with pytest.raises(UsageError, match="pprof_url"):
         LeakProbe(LeakConfig())
+
+
+# --- early verdicts: the hold ends when the server closed every probe, the drain when a block
+# is certain (the real-server counterparts: test_leak_probe.py, test_leak_goroutineleak.py) ----
+
+def serving(n: int) -> Profile:
+    """`n` goroutines parked reading a request that never comes, as a server without timeouts."""
+    return Profile("debug=2", n, tuple(
+        Stack(("internal/poll.runtime_pollWait", "net/http.(*conn).readRequest",
+               "net/http.(*conn).serve"), created_by="net/http.(*Server).Serve",
+              state="IO wait", goroutine_id=100 + i) for i in range(n)))
+
+
+def plus(*profiles: Profile) -> Profile:
+    stacks = tuple(s for p in profiles for s in p.stacks)
+    return Profile("debug=2", len(stacks), stacks)
+
+
+@pytest.fixture
+def closing_listener():
+    """A loopback server that closes every connection it accepts: a server with short timeouts."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    stop = threading.Event()
+
+    def serve() -> None:
+        sock.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    sock.close()
+
+
+def real_pause_clock() -> FakeClock:
+    """Fake time for the probe's waits, with a real moment at each so sockets can change."""
+    clock = FakeClock()
+    fake_sleep = clock.sleep
+
+    def sleep(seconds: float) -> None:
+        fake_sleep(seconds)
+        time.sleep(0.01)
+
+    clock.sleep = sleep  # type: ignore[method-assign]
+    return clock
+
+
+def test_the_hold_ends_once_the_server_closed_every_probe(closing_listener):
+    clock = real_pause_clock()
+    # silent ones only: a probe writing to a socket the server already closed gets a reset
+    config = quick_config(closing_listener, silent=6, partial=0, stalled=0, hold_s=10,
+                          settle_timeout_s=1)
+    probe = LeakProbe(config, source=ScriptedSource(EMPTY), clock=clock, sleep=clock.sleep)
+    check = probe.run_probes()
+    assert check.status == "pass" and check.details["closed_by_server"] == 6
+    assert check.details["held_s"] < config.hold_s  # ended early, in fake seconds
+    full = LeakProbe(config.model_copy(update={"early_verdict": False}),
+                     source=ScriptedSource(EMPTY), clock=clock, sleep=clock.sleep)
+    assert full.run_probes().details["held_s"] == pytest.approx(config.hold_s)
+
+
+def test_the_hold_waits_while_closed_probes_still_hold_goroutines(closing_listener):
+    clock = real_pause_clock()
+    config = quick_config(closing_listener, silent=6, partial=0, stalled=0, hold_s=5,
+                          settle_timeout_s=1)
+    # the server closed the sockets but its goroutines stay: the hold is not cut short
+    source = ScriptedSource(EMPTY, serving(6))
+    check = LeakProbe(config, source=source, clock=clock, sleep=clock.sleep).run_probes()
+    assert check.status == "block" and check.details["held_s"] == pytest.approx(5)
+
+
+def test_a_certain_block_ends_the_drain_once_the_probes_own_goroutines_are_gone(listener):
+    clock = FakeClock()
+    config = quick_config(listener, hold_s=1, settle_timeout_s=15)
+    leftovers = goroutines(5)  # the load's workers: not back, but not the probe's
+    # baseline, before the probes, visible, after the hold, then the drain's snapshots
+    source = ScriptedSource(EMPTY, leftovers, plus(leftovers, serving(6)),
+                            plus(leftovers, serving(6)), plus(leftovers, serving(6)), leftovers)
+    probe = LeakProbe(config, source=source, clock=clock, sleep=clock.sleep)
+    probe.baseline()
+    assert probe.run_probes().status == "block"
+    assert probe.certain_block() == "leak_probe_survival"
+    drained_from = clock.now
+    check = probe.drain_check()
+    assert check.status == "block" and check.value == 5
+    assert check.details["blocked_by"] == "leak_probe_survival"
+    assert check.details["attempts"] == 2  # one look with the probes' goroutines, one without
+    assert clock.now - drained_from < DRAIN_GRACE_S
+    assert "not waiting out 15 s: leak_probe_survival already blocks" in check.message
+
+
+def test_without_early_verdicts_the_drain_waits_out_its_timeout(listener):
+    clock = FakeClock()
+    config = quick_config(listener, hold_s=1, settle_timeout_s=15, early_verdict=False)
+    source = ScriptedSource(EMPTY, EMPTY, serving(6), serving(6), goroutines(5))
+    probe = LeakProbe(config, source=source, clock=clock, sleep=clock.sleep)
+    probe.baseline()
+    assert probe.run_probes().status == "block" and probe.certain_block() is None
+    drained_from = clock.now
+    check = probe.drain_check()
+    assert check.status == "block" and "blocked_by" not in check.details
+    assert clock.now - drained_from == pytest.approx(15)
+
+
+def test_settle_stops_when_done_says_so():
+    clock = FakeClock()
+    looks = iter([9, 8, 7])
+    result = settle(lambda: goroutines(next(looks)), limit=2, timeout_s=10, clock=clock,
+                    sleep=clock.sleep, done=lambda p: p.total <= 8)
+    assert (result.settled, result.done_early, result.attempts) == (False, True, 2)
+
+
+# --- GC-proven leaks (the real-server counterpart: test_leak_goroutineleak.py) ------------------
+
+def test_leaked_only_keeps_the_goroutines_marked_leaked():
+    profile = load_profile(SAMPLES / "go1.26-leaked.txt")
+    leaked = leaked_only(profile)
+    assert {s.goroutine_id for s in leaked.stacks} == {12, 14} and leaked.total == 2
+    grouped = load_profile(SAMPLES / "go1.26-leaked-debug1.txt")
+    assert leaked_only(grouped) is grouped  # debug=1 of goroutineleak lists only leaked ones
+
+
+def test_gc_proven_blocks_on_any_new_leak_and_names_the_stack():
+    before = leaked_only(load_profile(SAMPLES / "go1.26-leaked.txt"))
+    after = plus(before, Profile("debug=2", 1, (
+        Stack(("main.leakyNotify.func1",), created_by="main.leakyNotify", state="chan send",
+              leaked=True),)))
+    check = gc_proven(before, after, view={"available": True})
+    assert (check.status, check.value, check.limit) == ("block", 1, 0)
+    assert [f["frames"] for f in check.details["findings"]] == [["main.leakyNotify.func1"]]
+    assert "blocked_channel" in check.message
+    assert gc_proven(before, before, view={}).status == "pass"
+
+
+def test_gc_proven_without_a_later_look_is_inconclusive_unless_already_proven():
+    base = Profile("debug=2", 0, ())
+    assert gc_proven(base, None, view={}, error="reset").status == "inconclusive"
+    assert gc_proven(base, base, view={}, error="reset").status == "inconclusive"
+    proven = goroutines(3)
+    assert gc_proven(base, proven, view={}, error="reset").status == "block"
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("http://h:1/debug/pprof/", "http://h:1/debug/pprof/goroutineleak?debug=2"),
+    ("http://h:1", "http://h:1/debug/pprof/goroutineleak?debug=2"),
+    ("http://h:1/debug/pprof/goroutine?debug=1", "http://h:1/debug/pprof/goroutineleak?debug=2"),
+    ("http://h:1/admin/pprof/goroutine", "http://h:1/admin/pprof/goroutineleak?debug=2"),
+    ("http://h:1/admin/dump", None),  # no pprof layout: the profile cannot be placed
+])
+def test_the_goroutineleak_profile_sits_beside_the_goroutine_profile(url, expected):
+    assert goroutineleak_profile_url(url) == expected
+    view = GoroutineLeakView.for_config(LeakConfig(pprof_url=url))
+    assert view.url == expected and (view.available is False) == (expected is None)
+
+
+def test_a_target_without_the_profile_is_probed_as_before(listener):
+    not_served = ProfileNotServed("pprof endpoint …/goroutineleak answered HTTP 404 Not Found")
+    probe = LeakProbe(quick_config(listener, silent=0, partial=0, stalled=0),
+                      source=ScriptedSource(EMPTY), leak_source=ScriptedSource(not_served))
+    checks = probe.run()
+    assert [c.rule for c in checks] == ["leak_probe_survival", "leak_drain"]
+    assert Verdict(tuple(checks)).status == "pass"
+    view = checks[1].details["goroutineleak"]
+    assert view["available"] is False and "HTTP 404" in view["reason"]
+    assert "GC-proven leaks were not looked for" in render_check(checks[1])
+
+
+def test_a_goroutineleak_profile_that_fails_midway_is_inconclusive(listener):
+    down = LeakSourceError("goroutineleak profile is unreachable: reset")
+    probe = LeakProbe(quick_config(listener), source=ScriptedSource(EMPTY),
+                      leak_source=ScriptedSource(EMPTY, down))
+    checks = probe.run()
+    assert [(c.rule, c.status) for c in checks][-1] == ("leak_gc_proven", "inconclusive")
+    assert Verdict(tuple(checks)).exit_code == 3
+
+
+def test_a_leak_proven_after_the_load_is_a_certain_block(listener):
+    clock = FakeClock()
+    config = quick_config(listener, silent=0, partial=0, stalled=0, settle_timeout_s=15)
+    worker = Stack(("main.leakyNotify.func1",), created_by="main.leakyNotify", state="chan send",
+                   leaked=True)
+    leaked = Profile("debug=2", 3, (worker, worker, worker))
+    probe = LeakProbe(config, source=ScriptedSource(EMPTY, leaked), clock=clock,
+                      sleep=clock.sleep, leak_source=ScriptedSource(EMPTY, leaked))
+    probe.baseline()
+    checks = probe.after_load()
+    assert probe.certain_block() == "leak_gc_proven"
+    assert [(c.rule, c.status) for c in checks] == [
+        ("leak_probe_survival", "pass"), ("leak_drain", "block"), ("leak_gc_proven", "block")]
+    assert checks[1].details["blocked_by"] == "leak_gc_proven" and clock.now < DRAIN_GRACE_S
+
+
+# --- hostile text, new configuration --------------------------------------------------------------
+
+def test_profile_text_reaches_the_terminal_escaped():
+    hostile = "main.handler\x1b[2J\x1b]0;owned\x07\u202egnp.exe"
+    stack = Stack((hostile,), created_by="main.start\r\n  fix: nothing", state="chan send")
+    findings = new_goroutines(EMPTY, Profile("debug=2", 1, (stack,)))
+    text = render_findings(findings)
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "\r" not in text and "main.handler\\x1b[2J" in text and "\\u202e" in text
+    as_json = findings[0].to_json()
+    assert "\x1b" not in report_findings.title(as_json) + report_findings.stack(as_json)
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"handshake": -1}, "leak.handshake"), ({"tls": "maybe"}, "leak.tls"),
+    ({"goroutineleak": "sometimes"}, "leak.goroutineleak"),
+    ({"early_verdict": "soon"}, "leak.early_verdict"),
+])
+def test_new_config_keys_are_validated(data, field):
+    with pytest.raises(UsageError, match=field.replace(".", r"\.")):
+        LeakConfig.parse(data)
+
+
+def test_a_goroutineleak_read_missed_after_the_load_is_made_up_by_the_one_after_the_drain(listener):
+    down = LeakSourceError("goroutineleak profile is unreachable: reset")
+    probe = LeakProbe(quick_config(listener, silent=0, partial=0, stalled=0),
+                      source=ScriptedSource(EMPTY), leak_source=ScriptedSource(EMPTY, down, EMPTY))
+    checks = probe.run()
+    assert [(c.rule, c.status) for c in checks][-1] == ("leak_gc_proven", "pass")
+    assert checks[-1].details["goroutineleak"]["errors"] == {"after_load": str(down)}

@@ -134,6 +134,40 @@ def test_fixed_target_passes(runs):
     assert "leak_drain: PASS" in run.stdout and "verdict: PASS" in run.stdout
 
 
+def test_the_hold_ends_once_the_fixed_target_closed_every_probe(runs):
+    survival = json.loads((runs["json"] / "fixed.json").read_text())["verdict"]["checks"][0]
+    details = survival["details"]
+    assert details["closed_by_server"] == details["opened"] == 60
+    assert details["held_s"] < details["hold_s"]  # its timeouts are shorter than the hold
+    assert "the server closed all 60 probe connections after" in runs["cli"]["fixed"].stderr
+
+
+def test_the_leaky_drain_does_not_wait_out_its_timeout_once_survival_blocks(runs):
+    leaky = json.loads((runs["json"] / "leaky.json").read_text())
+    drain = next(c for c in leaky["verdict"]["checks"] if c["rule"] == "leak_drain")
+    assert drain["details"]["blocked_by"] == "leak_probe_survival"
+    assert drain["details"]["settled"] is False
+    # what is left after the probes' own connections closed is the load's leaks, not the probes'
+    assert not any("net/http.(*conn).readRequest" in f["frames"]
+                   for f in drain["details"]["findings"])
+
+
+def test_progress_says_what_the_probe_does(runs):
+    stderr = runs["cli"]["leaky"].stderr
+    for line in ("holding 60 probe connections (20 silent, 20 partial, 20 stalled)",
+                 "settling: leak_probe_survival already blocks"):
+        assert line in stderr, stderr
+    assert re.search(r"held 4\.\d s: the server closed 0 of 60", stderr), stderr
+
+
+def test_a_target_without_the_goroutineleak_profile_says_so(runs):
+    run = runs["cli"]["fixed"]
+    assert "goroutineleak profile not served by the target" in run.stdout
+    doc = json.loads((runs["json"] / "fixed.json").read_text())
+    assert doc["leak"]["goroutineleak"]["available"] is False
+    assert [c["rule"] for c in doc["verdict"]["checks"]] == ["leak_probe_survival", "leak_drain"]
+
+
 def test_json_output_carries_checks_findings_and_verdict(runs):
     leaky = json.loads((runs["json"] / "leaky.json").read_text())
     assert leaky["schema"] == "skewcheck.leak/1"

@@ -43,5 +43,13 @@ def test_locust_run_gates_on_goroutine_leaks(request, orders_binary, tmp_path: P
         assert "net/http.(*conn).readRequest" in (tmp_path / "r" / "report.html").read_text()
         phases = doc["leak"]["goroutines"]
         assert phases["probes_held"] >= phases["before_probes"] + 15  # the held probes' goroutines
+        # the console says what the probe does, then its findings with stacks and fixes
+        for line in ("skewcheck leak probe: holding 20 probe connections (10 silent, 5 partial, "
+                     "5 stalled)", "skewcheck leak probe: settling: leak_probe_survival already "
+                     "blocks", "skewcheck leak probe: done", "        net/http.(*conn).readRequest",
+                     "      fix:   set http.Server.ReadHeaderTimeout"):
+            assert line in run.output, run.output[-4000:]
     else:
         assert survival["status"] == "pass" and checks["leak_drain"]["status"] == "pass"
+        assert "skewcheck leak probe: the server closed all 20 probe connections" in run.output
+    assert "goroutineleak profile not served by the target" in run.output

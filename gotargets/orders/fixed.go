@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,7 +13,8 @@ import (
 const upstreamTimeout = 5 * time.Second // a loopback call that takes longer has failed
 
 // registerFixed wires the same handlers with each leak fixed.
-func registerFixed(mux *http.ServeMux, s *store, self string, maxBody int64, idleTimeout time.Duration) {
+func registerFixed(mux *http.ServeMux, s *store, self string, maxBody int64, idleTimeout time.Duration,
+	clientTLS *tls.Config) {
 	bounded := func(w http.ResponseWriter, r *http.Request) io.Reader {
 		return http.MaxBytesReader(w, r.Body, maxBody)
 	}
@@ -24,7 +26,8 @@ func registerFixed(mux *http.ServeMux, s *store, self string, maxBody int64, idl
 		client: &http.Client{
 			Timeout: upstreamTimeout,
 			// pooled connections close on the same schedule as the server's idle ones
-			Transport: &http.Transport{IdleConnTimeout: idleTimeout, MaxIdleConnsPerHost: 4},
+			Transport: &http.Transport{IdleConnTimeout: idleTimeout, MaxIdleConnsPerHost: 4,
+				TLSClientConfig: clientTLS},
 		},
 		maxBody: maxBody,
 	})

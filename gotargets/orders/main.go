@@ -2,10 +2,13 @@
 //
 // -mode leaky reproduces the goroutine leaks the release gate must catch (no server
 // timeouts, unbounded body reads, a worker blocked on a channel, an unclosed response
-// body); -mode fixed is the same service with each of those fixed.
+// body); -mode fixed is the same service with each of those fixed. -handlers leaky keeps
+// fixed mode's server timeouts with leaky mode's handlers: timeouts alone do not stop a
+// worker blocked on a channel. -tls serves HTTPS with a self-signed certificate made at start.
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,29 +36,48 @@ func main() {
 	readTimeout := flag.Duration("read-timeout", defaultReadTimeout, "fixed mode: http.Server.ReadTimeout")
 	idleTimeout := flag.Duration("idle-timeout", defaultIdleTimeout, "fixed mode: http.Server.IdleTimeout and the client's idle-connection timeout")
 	maxBody := flag.Int64("max-body", defaultMaxBody, "fixed mode: largest request body accepted, in bytes")
+	handlers := flag.String("handlers", "", "leaky | fixed handlers (default: as -mode)")
+	useTLS := flag.Bool("tls", false, "serve HTTPS with a self-signed certificate for 127.0.0.1, made at start")
 	flag.Parse()
+	if *handlers == "" {
+		*handlers = *mode
+	}
+	for name, value := range map[string]string{"-mode": *mode, "-handlers": *handlers} {
+		if value != "leaky" && value != "fixed" {
+			fmt.Fprintf(os.Stderr, "orders: %s must be leaky or fixed, not %q\n", name, value)
+			os.Exit(2)
+		}
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatalf("orders: listen %s: %v", *addr, err)
 	}
 	self := "http://" + ln.Addr().String()
-	orders := newStore()
 	mux := http.NewServeMux()
 	srv := &http.Server{Handler: mux}
+	var clientTLS *tls.Config
+	if *useTLS {
+		var serverTLS *tls.Config
+		if serverTLS, clientTLS, err = selfSignedTLS(); err != nil {
+			log.Fatalf("orders: certificate: %v", err)
+		}
+		serveHTTP1OverTLS(srv, serverTLS)
+		trustSelf(clientTLS)
+		self = "https://" + ln.Addr().String()
+	}
 
-	switch *mode {
-	case "leaky":
+	orders := newStore()
+	if *handlers == "leaky" {
 		registerLeaky(mux, orders, self)
-	case "fixed":
-		registerFixed(mux, orders, self, *maxBody, *idleTimeout)
-		srv.ReadHeaderTimeout = *readHeaderTimeout
+	} else {
+		registerFixed(mux, orders, self, *maxBody, *idleTimeout, clientTLS)
+	}
+	if *mode == "fixed" {
+		srv.ReadHeaderTimeout = *readHeaderTimeout // net/http also bounds the TLS handshake by it
 		srv.ReadTimeout = *readTimeout
 		srv.IdleTimeout = *idleTimeout
 		// no WriteTimeout: /debug/pprof/profile?seconds=N streams for longer than any request
-	default:
-		fmt.Fprintf(os.Stderr, "orders: -mode must be leaky or fixed, not %q\n", *mode)
-		os.Exit(2)
 	}
 	mux.HandleFunc("/metrics", serveMetrics)
 	registerPprof(mux)
@@ -64,7 +86,12 @@ func main() {
 	fmt.Println(ln.Addr().String())
 
 	go closeOnSignal(srv)
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	if *useTLS {
+		err = srv.ServeTLS(ln, "", "")
+	} else {
+		err = srv.Serve(ln)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
 		log.Fatalf("orders: %v", err)
 	}
 }

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from skewcheck.leak.profile import Stack
-from skewcheck.leak.signature import CONN_SERVE, Signature
+from skewcheck.leak.signature import (
+    CONN_SERVE,
+    TLS_HANDSHAKE_FUNCTIONS,
+    TLS_MIDWAY_FUNCTIONS,
+    TLS_NO_HELLO_FUNCTIONS,
+    Signature,
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,21 @@ NO_READ_HEADER_TIMEOUT = Cause(
     "connections that never send a complete request header are held open: "
     "the server has no ReadHeaderTimeout",
     "set http.Server.ReadHeaderTimeout (a few seconds) and IdleTimeout",
+)
+_TLS_FIX = ("set http.Server.ReadHeaderTimeout: net/http bounds the TLS handshake by the "
+            "smallest of ReadHeaderTimeout, ReadTimeout and WriteTimeout; on a bare tls.Listener, "
+            "give HandshakeContext a deadline")
+TLS_HANDSHAKE_NOT_STARTED = Cause(
+    "tls_handshake_not_started",
+    "TLS connections that never send a ClientHello are held open: nothing bounds the "
+    "server's TLS handshake (no ReadHeaderTimeout, ReadTimeout or WriteTimeout)",
+    _TLS_FIX,
+)
+TLS_HANDSHAKE_STALLED = Cause(
+    "tls_handshake_stalled",
+    "TLS handshakes that stop midway (a ClientHello, then silence) are held open: nothing "
+    "bounds the server's TLS handshake (no ReadHeaderTimeout, ReadTimeout or WriteTimeout)",
+    _TLS_FIX,
 )
 NO_READ_TIMEOUT = Cause(
     "no_read_timeout",
@@ -43,6 +64,12 @@ BLOCKED_CHANNEL = Cause(
     "make the goroutine select on the request context's Done() (or buffer the channel) "
     "so it can exit",
 )
+BLOCKED_SYNC = Cause(
+    "blocked_sync",
+    "goroutines wait on a mutex, WaitGroup or Cond that nothing will release",
+    "release on every path (defer mu.Unlock(), defer wg.Done()) or give the wait a way out "
+    "through the request context",
+)
 NOT_EXITING = Cause(
     "goroutine_not_exiting",
     "goroutines started during the run did not exit",
@@ -51,12 +78,19 @@ NOT_EXITING = Cause(
 
 # wait reasons of a goroutine parked on a channel operation or a select
 _CHANNEL_STATES = ("chan receive", "chan send", "select")
+# wait reasons of a goroutine parked on a sync primitive (what Go's leak detector also proves)
+_SYNC_STATES = ("sync.", "semacquire")
 
 
 def diagnose(signature: Signature, example: Stack, states: dict[str, int]) -> Cause:
     """Pick the cause from the stack's full frames (plumbing included) and its states."""
     functions = example.functions
     if CONN_SERVE in functions:
+        if not TLS_HANDSHAKE_FUNCTIONS.isdisjoint(functions):
+            if not TLS_MIDWAY_FUNCTIONS.isdisjoint(functions):
+                return TLS_HANDSHAKE_STALLED
+            if not TLS_NO_HELLO_FUNCTIONS.isdisjoint(functions):
+                return TLS_HANDSHAKE_NOT_STARTED
         if "net/http.(*conn).readRequest" in functions:
             return NO_READ_HEADER_TIMEOUT
         if "net/http.(*body).Read" in functions:
@@ -68,4 +102,6 @@ def diagnose(signature: Signature, example: Stack, states: dict[str, int]) -> Ca
         return UNCLOSED_RESPONSE_BODY
     if any(state.startswith(_CHANNEL_STATES) for state in states):
         return BLOCKED_CHANNEL
+    if any(state.startswith(_SYNC_STATES) for state in states):
+        return BLOCKED_SYNC
     return NOT_EXITING

@@ -20,6 +20,10 @@ DEFAULT_FETCH_TIMEOUT_S = 5.0  # a pprof dump of a busy server takes well under 
 DEFAULT_PROBE_PATH = "/"
 
 
+PROBE_KINDS = ("silent", "partial", "stalled", "handshake")
+TLS_ONLY_KINDS = ("handshake",)  # a stalled handshake means nothing to a plain-HTTP server
+
+
 class LeakConfig(BaseModel):
     """Leak probe settings; every value has a default; without a goroutine source it is off."""
 
@@ -34,6 +38,14 @@ class LeakConfig(BaseModel):
     silent: int = Field(DEFAULT_PROBES_PER_KIND, ge=0, le=MAX_PROBES_PER_KIND)
     partial: int = Field(DEFAULT_PROBES_PER_KIND, ge=0, le=MAX_PROBES_PER_KIND)
     stalled: int = Field(DEFAULT_PROBES_PER_KIND, ge=0, le=MAX_PROBES_PER_KIND)
+    handshake: int = Field(DEFAULT_PROBES_PER_KIND, ge=0, le=MAX_PROBES_PER_KIND,
+                           description="TLS targets only: a ClientHello, then nothing")
+    tls: bool | None = Field(None, description="the probe target speaks TLS; unset: it does when "
+                                               "it is the https pprof (or metrics) URL's host:port")
+    goroutineleak: bool = Field(True, description="read Go's goroutineleak profile when the "
+                                                  "target serves it (GC-proven leaks)")
+    early_verdict: bool = Field(True, description="end the hold once the server has closed every "
+                                                  "probe, and the drain once a block is certain")
     probe_path: str = DEFAULT_PROBE_PATH
     hold_s: float = Field(DEFAULT_HOLD_S, gt=0, le=MAX_HOLD_S)
     settle_timeout_s: float = Field(DEFAULT_SETTLE_TIMEOUT_S, ge=0, le=MAX_SETTLE_TIMEOUT_S)
@@ -71,8 +83,21 @@ class LeakConfig(BaseModel):
         return self.enabled and bool(self.pprof_url or self.metrics_url)
 
     @property
+    def probe_tls(self) -> bool:
+        """Whether the probes speak TLS: `tls`, else the scheme of the URL the target comes from."""
+        if self.tls is not None:
+            return self.tls
+        return not self.target and urlsplit(self.pprof_url or self.metrics_url or "").scheme == "https"
+
+    @property
+    def probe_counts(self) -> dict[str, int]:
+        """Connections of each kind the probe opens (no stalled handshakes on a plain target)."""
+        return {kind: getattr(self, kind) for kind in PROBE_KINDS
+                if self.probe_tls or kind not in TLS_ONLY_KINDS}
+
+    @property
     def probe_count(self) -> int:
-        return self.silent + self.partial + self.stalled
+        return sum(self.probe_counts.values())
 
     @property
     def probe_target(self) -> tuple[str, int]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 from dataclasses import dataclass
 
+from skewcheck.leak.connections import probe_tls_context
+
 LOAD_TIMEOUT_S = 5.0  # a loopback request slower than this has failed
 
 
@@ -14,12 +16,16 @@ class LoadResult:
     failed: int
 
 
-def send_requests(host: str, port: int, paths: list[str], per_path: int) -> LoadResult:
+def send_requests(host: str, port: int, paths: list[str], per_path: int,
+                  tls: bool = False) -> LoadResult:
     """GET each path `per_path` times, one closed connection per request (nothing left open)."""
     sent = failed = 0
+    context = probe_tls_context() if tls else None
     for path in paths:
         for _ in range(per_path):
-            connection = http.client.HTTPConnection(host, port, timeout=LOAD_TIMEOUT_S)
+            connection = (http.client.HTTPSConnection(host, port, timeout=LOAD_TIMEOUT_S,
+                                                      context=context) if tls else
+                          http.client.HTTPConnection(host, port, timeout=LOAD_TIMEOUT_S))
             try:
                 connection.request("GET", path, headers={"Connection": "close"})
                 response = connection.getresponse()

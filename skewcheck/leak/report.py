@@ -1,11 +1,16 @@
-"""Leak checks and their findings as terminal text, read from the JSON a check carries."""
+"""Leak checks and their findings as terminal text, read from the JSON a check carries.
+
+Every piece of profile text goes through `printable`: frame names are the target's data.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
+from skewcheck.leak.check import RULE_DRAIN
 from skewcheck.leak.finding import Finding
+from skewcheck.report.findings import printable
 from skewcheck.verdict import Check
 
 
@@ -25,7 +30,7 @@ def render_finding(finding: dict[str, Any], indent: str = "  ") -> str:
         lines.append(f"{indent}      labels: {pairs}")
     lines.append(f"{indent}    cause: {finding['summary']}")
     lines.append(f"{indent}    fix:   {finding['fix']}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def render_findings(findings: Iterable[Finding | dict[str, Any]], indent: str = "  ") -> str:
@@ -34,7 +39,11 @@ def render_findings(findings: Iterable[Finding | dict[str, Any]], indent: str = 
 
 
 def render_check(check: Check) -> str:
-    lines = [f"{check.rule}: {check.status.upper()} — {check.message}"]
+    lines = [printable(f"{check.rule}: {check.status.upper()} — {check.message}")]
+    view = check.details.get("goroutineleak") or {}
+    if check.rule == RULE_DRAIN and view and not view.get("available"):
+        lines.append(printable(f"  goroutineleak profile {view.get('reason', 'not read')}: "
+                               "GC-proven leaks were not looked for"))
     findings = check.details.get("findings") or []
     if findings and check.status != "pass":
         lines.append(render_findings(findings))

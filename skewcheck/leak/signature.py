@@ -14,8 +14,8 @@ from skewcheck.leak.profile import Stack
 
 # how a goroutine waits, never who it is: the scheduler, the poller, sockets, buffers, locks
 _PLUMBING_PACKAGES = frozenset({
-    "runtime", "net", "bufio", "io", "syscall", "sync", "os", "net/textproto", "crypto/tls",
-    "panic",
+    "runtime", "net", "bufio", "bytes", "io", "syscall", "sync", "os", "net/textproto",
+    "crypto/tls", "panic",
 })
 _PLUMBING_PACKAGE_PREFIXES = ("internal/", "vendor/")
 # net/http's body readers and handler dispatch sit between the connection and the handler
@@ -25,10 +25,21 @@ _NET_HTTP_PLUMBING_PREFIXES = (
     "net/http.serverHandler.ServeHTTP", "net/http.(*chunkWriter).", "net/http.(*maxBytesReader).",
     "net/http.(*expectContinueReader).", "net/http.checkConnErrorWriter.",
 )
-# plumbing frames that do say something: an idle keep-alive wait, a TLS handshake
-_TELLING_FUNCTIONS = frozenset({
-    "bufio.(*Reader).Peek", "crypto/tls.(*Conn).HandshakeContext", "crypto/tls.(*Conn).Handshake",
+# plumbing frames that do say something: an idle keep-alive wait, a TLS handshake and how far
+# it got (no ClientHello yet; the server's flight sent, the client's Finished awaited)
+TLS_HANDSHAKE_FUNCTIONS = frozenset({
+    "crypto/tls.(*Conn).HandshakeContext", "crypto/tls.(*Conn).Handshake",
 })
+TLS_NO_HELLO_FUNCTIONS = frozenset({"crypto/tls.(*Conn).readClientHello"})
+TLS_MIDWAY_FUNCTIONS = frozenset({
+    "crypto/tls.(*serverHandshakeStateTLS13).readClientCertificate",
+    "crypto/tls.(*serverHandshakeStateTLS13).readClientFinished",
+    "crypto/tls.(*serverHandshakeState).doFullHandshake",
+    "crypto/tls.(*serverHandshakeState).doResumeHandshake",
+    "crypto/tls.(*serverHandshakeState).readFinished",
+})
+_TELLING_FUNCTIONS = frozenset({"bufio.(*Reader).Peek"} | TLS_HANDSHAKE_FUNCTIONS
+                               | TLS_NO_HELLO_FUNCTIONS | TLS_MIDWAY_FUNCTIONS)
 
 CONN_SERVE = "net/http.(*conn).serve"
 

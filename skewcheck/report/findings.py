@@ -1,16 +1,29 @@
-"""How every reporter shows a leak finding: a one-line title and the stack it groups."""
+"""How every reporter shows a leak finding: a one-line title and the stack it groups.
+
+Frames, creators and labels come from the target's profile: they are data, and may carry
+anything, terminal escapes included. Every reporter shows them through `printable`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 
+def printable(text: object) -> str:
+    """`text` with control and format characters escaped (`\\x1b`, `\\u202e`), so that no
+    profile can move a cursor, recolour a terminal or reorder what a reader sees."""
+    return "".join(ch if ch.isprintable() else
+                   (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+                   for ch in str(text))
+
+
 def title(finding: dict[str, Any]) -> str:
     states = ", ".join(f"{s} ×{n}" for s, n in (finding.get("states") or {}).items())
     frames = finding.get("frames") or []
     where = frames[0] if frames else "?"
-    return f"{finding.get('count', '?')} goroutine(s) in {where}" + (f" [{states}]" if states else "") + \
-        (f" — {finding['summary']}" if finding.get("summary") else "")
+    return printable(f"{finding.get('count', '?')} goroutine(s) in {where}"
+                     + (f" [{states}]" if states else "")
+                     + (f" — {finding['summary']}" if finding.get("summary") else ""))
 
 
 def stack(finding: dict[str, Any]) -> str:
@@ -19,7 +32,7 @@ def stack(finding: dict[str, Any]) -> str:
         lines.append(f"created by {finding['created_by']}")
     if finding.get("wait_minutes"):
         lines.append(f"(waiting ≥ {finding['wait_minutes']} minutes)")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def of(check: dict[str, Any]) -> list[dict[str, Any]]:
