@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -9,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from skewcheck.errors import UsageError, validation_message
+from skewcheck.limits import MAX_CONFIG_NODES, MAX_SCENARIO_SHARDS, MAX_TALLY_CELLS, MAX_WINDOW_S
 from skewcheck.gate import GateConfig, limit_problem
 from skewcheck.keys import KINDS as _KINDS, KeySpec
 from skewcheck.leak.config import LeakConfig
@@ -131,8 +133,8 @@ class Scenario(_Model):
     name: str = "default"
     description: str = ""
     seed: int = Field(2020, ge=0)
-    shards: int = Field(100, ge=1)
-    window_s: float = Field(10.0, gt=0)
+    shards: int = Field(100, ge=1, le=MAX_SCENARIO_SHARDS)
+    window_s: float = Field(10.0, gt=0, le=MAX_WINDOW_S)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     keys: list[KeySpec] = Field(default_factory=_default_keys, min_length=1, validate_default=True)
     gate: GateConfig = Field(default_factory=GateConfig)
@@ -149,6 +151,11 @@ class Scenario(_Model):
         problem = limit_problem(self.shards, self.gate.max_shard_share)
         if problem:
             raise ValueError(problem)
+        cells = len(self.routing.router_names) * self.shards * math.ceil(self.window_s)
+        if cells > MAX_TALLY_CELLS:
+            raise ValueError(f"{len(self.routing.router_names)} routers × {self.shards:,} shards × "
+                             f"{math.ceil(self.window_s)} window slots is {cells:,} counters, more than the "
+                             f"{MAX_TALLY_CELLS:,} a tally may hold; lower shards or window_s")
         return self
 
     def build_distribution(self) -> Any:
@@ -198,15 +205,69 @@ def _anchor_replay_paths(node: Any, base: Path) -> None:
             _anchor_replay_paths(item, base)
 
 
-def parse_scenario(text: str, source: str = "<config>", base_dir: Path | None = None) -> Scenario:
+def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for line numbers) and its data, composed once: duplicate keys
+    and alias expansions past MAX_CONFIG_NODES values are refused before anything is built."""
+    loader = yaml.SafeLoader(text)
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        _check_nodes(root, source)
+        return root, loader.construct_document(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         problem = getattr(exc, "problem", None) or str(exc)
         raise UsageError(f"{where}: invalid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(root: yaml.Node, source: str) -> None:
+    """Refuse duplicate keys, recursive aliases and alias bombs (a few hundred bytes of nested
+    aliases can stand for billions of values): sizes are counted over shared nodes once."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        ident = id(node)
+        if done:
+            active.discard(ident)
+            sizes[ident] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[ident] > MAX_CONFIG_NODES:
+                raise UsageError(f"{source}:{node.start_mark.line + 1}: the YAML expands to more than "
+                                 f"{MAX_CONFIG_NODES:,} values (aliases); a scenario is far smaller")
+            continue
+        if ident in sizes:
+            continue
+        if ident in active:
+            raise UsageError(f"{source}:{node.start_mark.line + 1}: a YAML alias refers to itself")
+        active.add(ident)
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key, _ in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    line = key.start_mark.line + 1
+                    if key.value in seen:
+                        raise UsageError(f"{source}:{line}: duplicate key {key.value!r} (first on line "
+                                         f"{seen[key.value]})")
+                    seen[key.value] = line
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def parse_scenario(text: str, source: str = "<config>", base_dir: Path | None = None) -> Scenario:
+    root, data = _load_yaml(text, source)
     if data is None:
         data = {}
     if not isinstance(data, dict):

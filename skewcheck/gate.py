@@ -21,6 +21,7 @@ The diagnosis (routing skew, key skew, balanced) comes from the same null model.
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 from dataclasses import dataclass
 from typing import Iterable, Literal
@@ -66,6 +67,7 @@ class Evidence:
     missing_workers: int = 0  # workers whose final counts never arrived
     final_wait_s: float = 0.0
     rejected_frames: int = 0  # worker frames that did not fit this tally
+    resets: tuple[float, ...] = ()  # unix times the counts were reset (Locust's reset stats)
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,13 @@ def distinct_check(summary: Summary, cfg: GateConfig) -> Check | None:
 
 def evidence_checks(evidence: Evidence) -> list[Check]:
     checks = []
+    if evidence.resets:
+        last = _dt.datetime.fromtimestamp(evidence.resets[-1], _dt.timezone.utc).strftime("%H:%M:%S UTC")
+        checks.append(Check(
+            "stats_reset", "pass",
+            f"the counts were reset {len(evidence.resets)} time(s) during the run, last at {last} "
+            "(Locust's reset stats); the verdict judges the requests since then",
+            value=len(evidence.resets), details={"resets": list(evidence.resets)}))
     if evidence.missing_workers:
         checks.append(Check(
             "worker_final_reports", "inconclusive",

@@ -13,3 +13,7 @@ MAX_FRAME_WINDOW_S = 86_400.0  # a frame covers at most a day
 MAX_SOURCE_CHARS = 256  # a worker id or host:pid
 MAX_TOP_KEYS = 4096  # heavy-hitter counters in one frame
 MAX_MISMATCH_EXAMPLES = 10  # keys shown where the target's X-Shard disagreed with the router
+MAX_SCENARIO_SHARDS = 1_000_000  # a tally is routers × shards × window slots of int64
+MAX_WINDOW_S = 600.0  # the live window; one slot a second
+MAX_TALLY_CELLS = 64 << 20  # routers × shards × window slots: 512 MiB of counts at most
+MAX_CONFIG_NODES = 100_000  # values a scenario may expand to (YAML aliases included)

@@ -52,14 +52,13 @@ class SkewCollector(Collector):
                                   "Expected stddev ratio of a perfect router for these keys and this window.",
                                   labels=["router"])
         for name, rs in s.routers.items():
-            wtotal = int(rs.window_counts.sum())
             shards = range(rs.shards) if rs.shards <= self.shard_series_limit else rs.hottest(self.shard_series_limit)
             for i in shards:
                 label = [name, str(i)]
                 requests.add_metric(label, float(rs.counts[i]))
                 qps.add_metric(label, float(rs.window_qps[i]))
-                share.add_metric(label, float(rs.window_counts[i]) / wtotal if wtotal else 0.0)
-            share_max.add_metric([name], float(rs.window_counts.max()) / wtotal if wtotal else 0.0)
+                share.add_metric(label, float(rs.window_shares[i]))
+            share_max.add_metric([name], float(rs.window_shares.max()) if rs.shards else 0.0)
             ratio.add_metric([name], rs.window_stddev_ratio)
             floor.add_metric([name], rs.window_floor)
         gate = GaugeMetricFamily("skewcheck_gate_status", "Gate verdict over the whole run: 0 pass, 1 block, "

@@ -32,6 +32,7 @@ class RouterSummary:
     qps: np.ndarray  # whole-run mean QPS per shard
     window_counts: np.ndarray
     window_qps: np.ndarray
+    window_shares: np.ndarray  # shares over the sliding window (what the live gauges show)
     hottest_shard: int
     max_share: float
     expected_max_share: float  # what noise alone gives on distinct keys (Blom)
@@ -193,6 +194,7 @@ def summarize_counts(
         qps=counts / duration_s if duration_s > 0 else np.zeros(k),
         window_counts=wc,
         window_qps=wc / window_covered_s if window_covered_s > 0 else np.zeros(k),
+        window_shares=wc / wc.sum() if wc.sum() else np.zeros(k),
         hottest_shard=hottest,
         max_share=float(shares[hottest]) if n else 0.0,
         expected_max_share=stats.expected_max_share(n, k),

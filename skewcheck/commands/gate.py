@@ -11,6 +11,7 @@ import argparse
 
 from pydantic import ValidationError
 
+from skewcheck.commands import seconds
 from skewcheck.config import load_scenario
 from skewcheck.errors import UsageError, validation_message
 from skewcheck.gate import GateConfig, limit_problem
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--sidecar", action="append", metavar="URL",
                    help="judge a running sidecar (e.g. http://127.0.0.1:9464); repeat for every instance "
                         "of the consumer group")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=seconds, default=10.0, metavar="SECONDS",
                    help="per-sidecar HTTP timeout (default %(default)g)")
     p.add_argument("--config", help="scenario whose gate thresholds to apply (default: those in force at the run)")
     p.add_argument("--out", help="write the re-judged reports here")
@@ -81,8 +82,6 @@ def _run_sidecars(args: argparse.Namespace) -> int:
     from skewcheck.sidecar.state import coverage_check, gate_config, merge_states
     from skewcheck.summary import summarize
 
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be > 0")
     urls = list(dict.fromkeys(args.sidecar))  # the same URL twice would add its counts twice
     for url in urls:
         state_url(url)  # a malformed URL is a usage error before any request is made

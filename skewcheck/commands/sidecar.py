@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from skewcheck.commands import seconds
 from skewcheck.config import KafkaConfig, Scenario, load_scenario
 from skewcheck.errors import EXIT_PASS, UsageError, validation_message
 
@@ -47,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                         "ID gets its partitions back at once; give every instance its own")
     p.add_argument("--from-beginning", action="store_true",
                    help="a group without committed offsets starts at the oldest message, not the newest")
-    p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_S, metavar="SECONDS",
+    p.add_argument("--connect-timeout", type=seconds, default=DEFAULT_CONNECT_TIMEOUT_S, metavar="SECONDS",
                    help="how long to wait at start for the broker and the topic (default %(default)g)")
     p.add_argument("--verbose", action="store_true", help="show kafka-python's own log lines")
     p.set_defaults(run=run)
@@ -78,8 +79,6 @@ def run(args: argparse.Namespace) -> int:
     from skewcheck.sidecar.server import SidecarServer
     from skewcheck.sidecar.state import SidecarState
 
-    if args.connect_timeout <= 0:
-        raise UsageError("--connect-timeout must be > 0")
     if args.instance_id is not None and not _INSTANCE_ID.fullmatch(args.instance_id):
         raise UsageError(f"--instance-id {args.instance_id!r}: use 1-249 of A-Z a-z 0-9 . _ -")
     scenario = load_scenario(args.config)

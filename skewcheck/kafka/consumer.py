@@ -30,6 +30,7 @@ from typing import Any
 
 from skewcheck.config import KafkaConfig
 from skewcheck.errors import InconclusiveError, SkewcheckError, UsageError
+from skewcheck.report.escape import printable
 from skewcheck.sidecar import checkpoint
 from skewcheck.kafka.security import describe
 from skewcheck.sidecar.state import SidecarState
@@ -370,7 +371,7 @@ class EventConsumer:
             self.state.kafka_error = message
         now = self.clock()
         if now - self._trouble_reported >= TROUBLE_REPORT_S:
-            print(f"skewcheck sidecar: Kafka trouble ({message}); retrying, counts kept", flush=True)
+            print(printable(f"skewcheck sidecar: Kafka trouble ({message}); retrying, counts kept"), flush=True)
             self._trouble_reported = now
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ from skewcheck.errors import EXIT_USAGE, SkewcheckError
 from skewcheck.gate import Evidence, judge
 from skewcheck.keys import KeySupply, ends
 from skewcheck.locust.options import scenario_from_options
+from skewcheck.report.escape import printable_lines
 from skewcheck.routing import make_router
 from skewcheck.summary import summarize
 from skewcheck.tally import Tally
@@ -58,6 +59,7 @@ class SkewRun:
     final_collected: bool = False  # the master has asked its workers for their final frames
     final_wait_s: float = 0.0  # how long the master waited for them
     decided: dict[str, Any] | None = None  # when the live verdict was first decided (stop_on)
+    resets: list[float] = field(default_factory=list)  # when the counts were reset (Locust's reset stats)
     probe_goroutines: dict[str, int] = field(default_factory=dict)  # leak probe phase totals
     result_extra: dict[str, Any] = field(default_factory=dict)  # sections the edges add to result.json
     keys: KeySupply | None = None  # the scenario's keys, drawn a block at a time
@@ -73,7 +75,8 @@ class SkewRun:
     def evidence(self) -> Evidence:
         return Evidence(unroutable=self.tally.unroutable, unroutable_example=self.tally.unroutable_example,
                         key_type=self.tally.key_type, missing_workers=len(self.final_pending),
-                        final_wait_s=self.final_wait_s, rejected_frames=self.rejected_frames)
+                        final_wait_s=self.final_wait_s, rejected_frames=self.rejected_frames,
+                        resets=tuple(self.resets))
 
     def snapshot(self) -> tuple[Any, Any]:
         now = time.time()
@@ -139,7 +142,7 @@ def build(environment: Environment, scenario: Scenario) -> SkewRun:
 
 
 def fail_usage(message: str) -> None:
-    sys.stderr.write(f"skewcheck: {message}\n")
+    sys.stderr.write(printable_lines(f"skewcheck: {message}") + "\n")
     sys.stderr.flush()
     os._exit(EXIT_USAGE)  # before any load: Locust's greenlets and web UI must not start
 
@@ -209,5 +212,8 @@ def shard_header(headers: Any) -> Any:
 
 @events.reset_stats.add_listener
 def _on_reset_stats(**_kw: Any) -> None:
+    """Locust's "reset stats" (web UI, POST /stats/reset) resets the tally too, and the verdict
+    says so: it judges the requests since the last reset."""
     if _run is not None:
         _run.tally.reset()
+        _run.resets.append(time.time())

@@ -33,5 +33,5 @@ def _write(doc: dict[str, Any], out: Path, formats: Iterable[str]) -> dict[str, 
         written[fmt] = path
     if "markdown" in written and os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as summary:
-            summary.write(written["markdown"].read_text(encoding="utf-8") + "\n")
+            summary.write(written["markdown"].read_text(encoding="utf-8") + "\n")  # capped by render
     return written

@@ -3,10 +3,12 @@ the verdict and the hottest keys. No external assets; every value from data is e
 
 from __future__ import annotations
 
-from html import escape
+import html
+
 from typing import Any, Sequence
 
 from skewcheck.report import findings
+from skewcheck.report.escape import html_text as escape
 
 COLOR = {"pass": "#1a7f37", "block": "#cf222e", "inconclusive": "#9a6700"}
 CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1f2328}
@@ -20,39 +22,76 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
 
+MAX_BARS = 1024  # shards drawn one bar each; past it the hottest, and a histogram of all
+HISTOGRAM_BINS = 40
+
+
 def share_chart(title: str, counts: Sequence[int], limit: float, width: int = 900, height: int = 240) -> str:
-    """SVG bars of each shard's share, with the limit as a dashed line."""
+    """SVG bars of each shard's share, with the limit as a dashed line. With more than MAX_BARS
+    shards, the hottest MAX_BARS in descending order (each labelled with its shard) and a
+    histogram of every shard's share, so a report stays a few MB at any shard count."""
     total = sum(counts) or 1
-    shares = [c / total for c in counts]
-    k = max(len(shares), 1)
+    k = len(counts)
+    if k <= MAX_BARS:
+        shown = list(range(k))
+    else:
+        order = sorted(range(k), key=lambda i: (-counts[i], i))
+        shown = order[:MAX_BARS]
+    shares = [counts[i] / total for i in shown]
     top = max(max(shares, default=0.0), limit) * 1.15 or 1.0
     left, plot_w, plot_h = 48, width - 60, height - 50
-    bar_w = plot_w / k
+    bar_w = plot_w / max(len(shown), 1)
     y = lambda v: 10 + plot_h * (1 - v / top)  # noqa: E731
+    name = escape(title)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" data-router="{escape(title)}"><title>{escape(title)}</title>']
+             f'width="{width}" height="{height}" data-router="{name}"><title>{name}</title>']
     for tick in (0.0, top / 2, top):
         parts.append(f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" font-size="10" text-anchor="end">{_pct(tick)}</text>')
     hottest = max(range(len(shares)), key=shares.__getitem__) if shares else -1
-    for i, s in enumerate(shares):
-        color = "#cf222e" if s > limit else ("#bf8700" if i == hottest else "#0969da")
-        h = plot_h * s / top
-        parts.append(f'<rect class="bar" data-shard="{i}" data-share="{s:.6f}" x="{left + i * bar_w:.2f}" '
+    for pos, (shard, share) in enumerate(zip(shown, shares)):
+        color = "#cf222e" if share > limit else ("#bf8700" if pos == hottest else "#0969da")
+        h = plot_h * share / top
+        parts.append(f'<rect class="bar" data-shard="{shard}" data-share="{share:.6f}" x="{left + pos * bar_w:.2f}" '
                      f'y="{10 + plot_h - h:.2f}" width="{max(bar_w - (1 if bar_w > 3 else 0), 0.5):.2f}" '
-                     f'height="{h:.2f}" fill="{color}"><title>shard {i}: {_pct(s)} ({counts[i]:,})</title></rect>')
+                     f'height="{h:.2f}" fill="{color}"><title>shard {shard}: {_pct(share)} '
+                     f'({counts[shard]:,})</title></rect>')
     ly = y(limit)
     parts.append(f'<line class="limit" x1="{left}" x2="{left + plot_w}" y1="{ly:.1f}" y2="{ly:.1f}" '
                  f'stroke="#cf222e" stroke-dasharray="6 4"/>')
     parts.append(f'<text x="{left + plot_w}" y="{ly - 4:.1f}" font-size="11" text-anchor="end" '
                  f'fill="#cf222e">limit {_pct(limit)}</text>')
+    axis = f"shard (0–{k - 1})" if k <= MAX_BARS else f"the hottest {MAX_BARS:,} of {k:,} shards, hottest first"
     parts.append(f'<text x="{left + plot_w / 2}" y="{height - 6}" font-size="11" text-anchor="middle">'
-                 f'shard (0–{k - 1})</text></svg>')
+                 f'{axis}</text></svg>')
+    if k > MAX_BARS:
+        parts.append(_histogram(title, [c / total for c in counts], limit, width))
+    return "".join(parts)
+
+
+def _histogram(title: str, shares: list[float], limit: float, width: int, height: int = 160) -> str:
+    """How many shards carry each share (every shard, in HISTOGRAM_BINS bins)."""
+    high = max(max(shares, default=0.0), limit) or 1.0
+    bins = [0] * HISTOGRAM_BINS
+    for share in shares:
+        bins[min(int(share / high * HISTOGRAM_BINS), HISTOGRAM_BINS - 1)] += 1
+    most = max(bins) or 1
+    left, plot_w, plot_h = 48, width - 60, height - 40
+    bar_w = plot_w / HISTOGRAM_BINS
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="histogram" viewBox="0 0 {width} {height}" '
+             f'width="{width}" height="{height}"><title>{escape(title)}: shards by share</title>']
+    for i, n in enumerate(bins):
+        h = plot_h * n / most
+        parts.append(f'<rect x="{left + i * bar_w:.2f}" y="{10 + plot_h - h:.2f}" width="{max(bar_w - 1, 0.5):.2f}" '
+                     f'height="{h:.2f}" fill="#57606a"><title>{n:,} shards at {_pct(i * high / HISTOGRAM_BINS)}–'
+                     f'{_pct((i + 1) * high / HISTOGRAM_BINS)}</title></rect>')
+    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 6}" font-size="11" text-anchor="middle">'
+                 f'share of requests (0–{_pct(high)}); bar height: number of shards</text></svg>')
     return "".join(parts)
 
 
 def render(doc: dict[str, Any]) -> str:
     s, v = doc["summary"], doc["verdict"]
-    limit = next((c["limit"] for c in v["checks"] if c["rule"] == "max_shard_share" and c.get("limit")), 0.15)
+    limit = next(c["limit"] for c in v["checks"] if c["rule"] == "max_shard_share")
     status = v["status"]
     body = [
         f"<h1>skewcheck {escape(str(doc.get('kind', 'run')))}: "
@@ -84,13 +123,13 @@ def render(doc: dict[str, Any]) -> str:
     if s.get("top_keys"):
         body.append(f"<h2>Hottest keys</h2><p>Misra–Gries summary; each count may be low by up to "
                     f"{s['top_keys_error']:,}.</p><table><tr><th>key</th><th>requests</th><th>share</th></tr>")
-        body += [f"<tr><td><code>{escape(str(t['key']))}</code></td><td>{t['requests']:,}</td>"
+        body += [f"<tr><td><code>{escape(t['key'])}</code></td><td>{t['requests']:,}</td>"
                  f"<td>{_pct(t['share'])}</td></tr>" for t in s["top_keys"]]
         body.append("</table>")
     for c in v["checks"]:
         for f in findings.of(c):
             body.append(f"<h3>{escape(c['rule'])}: {escape(findings.title(f))}</h3>"
-                        f"<pre>{escape(findings.stack(f))}</pre><p>Fix: {escape(str(f.get('fix', '')))}</p>")
+                        f"<pre>{html.escape(findings.stack(f))}</pre><p>Fix: {escape(f.get('fix', ''))}</p>")
     plan = doc.get("plan")
     if plan:
         body.append("<h2>Capacity plan</h2><table><tr><th>router</th><th>shards</th><th>hottest</th>"

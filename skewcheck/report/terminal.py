@@ -1,8 +1,13 @@
-"""The end-of-run table for a terminal."""
+"""The end-of-run table for a terminal. Every line goes through `printable`: keys and messages
+come from traffic, and must not move the cursor or forge a line."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from skewcheck.report.escape import printable
+
+NOTABLE_KEY_SHARE = 0.005  # keys below half a percent of the requests are not worth listing
 
 MARK = {"pass": "ok  ", "block": "FAIL", "inconclusive": "??  "}
 
@@ -47,17 +52,23 @@ def render(doc: dict[str, Any], hottest: int = 5) -> str:
         lines += ["", f"diagnosis: {diag['message']}"]
         if diag.get("fix"):
             lines.append(f"fix: {diag['fix']}")
-    if s.get("top_keys"):
-        keys = ", ".join(f"{t['key']} ({_pct(t['share'])})" for t in s["top_keys"][:5])
-        lines.append(f"hottest keys (Misra–Gries, each may undercount by ≤ {s['top_keys_error']:,}): {keys}")
+    notable = [t for t in s.get("top_keys", [])[:5] if t["share"] >= NOTABLE_KEY_SHARE]
+    distinct = f"{s['distinct_keys']:,} distinct keys" if s.get("distinct_keys") is not None else ""
+    if notable:
+        keys = ", ".join(f"{t['key']} ({_pct(t['share'])})" for t in notable)
+        bound = ("exact counts" if not s["top_keys_error"] else
+                 f"each may undercount by ≤ {s['top_keys_error']:,}")
+        lines.append(f"hottest keys ({bound}; {distinct or 'distinct keys unknown'}): {keys}")
+    elif distinct:
+        lines.append(f"{distinct}; none carries {_pct(NOTABLE_KEY_SHARE)} of the requests")
     plan = doc.get("plan")
     if plan:
-        lines += ["", render_plan(plan)]
+        lines += ["", *render_plan(plan).split("\n")]
     v = doc["verdict"]
     lines += ["", f"verdict: {v['status'].upper()} (exit {v['exit_code']})"]
     for c in v["checks"]:
         lines.append(f"  [{MARK[c['status']]}] {c['rule']}: {c['message']}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # a newline inside a key stays "\\x0a"
 
 
 def render_plan(plan: dict[str, Any]) -> str:
