@@ -10,10 +10,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from skewcheck.errors import UsageError, validation_message
-from skewcheck.limits import MAX_CONFIG_NODES, MAX_SCENARIO_SHARDS, MAX_TALLY_CELLS, MAX_WINDOW_S
 from skewcheck.gate import GateConfig, limit_problem
-from skewcheck.keys import KINDS as _KINDS, KeySpec
+from skewcheck.keys import KINDS as _KINDS
+from skewcheck.keys import KeySpec
 from skewcheck.leak.config import LeakConfig
+from skewcheck.limits import MAX_CONFIG_NODES, MAX_SCENARIO_SHARDS, MAX_TALLY_CELLS, MAX_WINDOW_S
 from skewcheck.routing import ROUTER_NAMES
 from skewcheck.summary import REFERENCE_ROUTER
 

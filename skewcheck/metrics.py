@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from skewcheck.summary import Summary
 from skewcheck.verdict import Verdict

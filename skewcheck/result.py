@@ -12,29 +12,22 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from skewcheck import __version__
-from skewcheck.errors import SkewcheckError, UsageError, validation_message
-from skewcheck.gate import GateConfig, Judgement, judge
-from skewcheck.keytext import parse_key
-from skewcheck.routing import make_router
-from skewcheck.summary import Summary, from_counts, summarize_counts
-from skewcheck.verdict import Check
+from skewcheck.errors import UsageError, validation_message
+from skewcheck.gate import Judgement
+from skewcheck.report.result_json import plain
+from skewcheck.summary import Summary
 
 SCHEMA = "skewcheck.result/1"
 MAX_RESULT_BYTES = 256 << 20  # counts of 10^6 shards × a few routers as JSON: far below
-# recomputed from the counts by `skewcheck gate`; every other recorded check is carried as it was
-BALANCE_RULES = {"min_requests", "max_shard_share", "stddev_ratio", "routing_emulation",
-                 "unreached_requests", "shard_failures", "distinct_keys"}
 
 
-def _known(value: Any) -> Any:
+def known(value: Any) -> Any:
     """JSON has no NaN or infinity: an unknown number is null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -42,7 +35,7 @@ def _known(value: Any) -> Any:
 
 
 Count = Annotated[int, Field(ge=0)]
-Number = Annotated[Optional[float], BeforeValidator(_known)]
+Number = Annotated[Optional[float], BeforeValidator(known)]
 Status = Literal["pass", "block", "inconclusive"]
 
 
@@ -225,27 +218,7 @@ def build_result(
         "verdict": judgement.verdict.to_json(),
         **(extra or {}),
     }
-    return ResultDocument.model_validate(_plain(raw)).to_json()
-
-
-def _plain(value: Any) -> Any:
-    """Numbers as JSON has them (numpy scalars to Python, NaN and infinity to null)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    return _known(value)
-
-
-def write_json(doc: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_plain(doc), indent=2, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
-    return path
+    return ResultDocument.model_validate(plain(raw)).to_json()
 
 
 def load_result(path: str | Path) -> tuple[dict[str, Any], ResultDocument]:
@@ -290,51 +263,3 @@ def load_result(path: str | Path) -> tuple[dict[str, Any], ResultDocument]:
     if doc.plan is not None and not isinstance(doc.plan.get("rows", []), list):
         raise UsageError(f"{p}: plan.rows is not a list")
     return raw, doc
-
-
-def summary_from_result(doc: ResultDocument, key_type: str = "int") -> Summary:
-    """Rebuild the summary from saved counts, so a result can be judged under other thresholds."""
-    def per_shard(values: list[int] | None) -> np.ndarray | None:
-        return None if values is None else np.array(values, dtype=np.int64)
-
-    def router_of(name: str, shards: int) -> Any:
-        try:
-            return make_router(name, shards, key_type)
-        except SkewcheckError:
-            return None  # a router this version doesn't know: its keys go unnamed
-
-    summary = from_counts(
-        doc.primary, {name: np.array(rc.counts, dtype=np.int64) for name, rc in doc.routers.items()},
-        key_f2=math.nan if doc.key_f2 is None else doc.key_f2, requests=doc.requests,
-        duration_s=doc.duration_s, window_s=doc.window_s,
-        top_keys=[(_typed(t.key, key_type), t.requests) for t in doc.top_keys],
-        top_keys_error=doc.top_keys_error, distinct_keys=doc.distinct_keys,
-        failures=per_shard(doc.failures), unreached=per_shard(doc.unreached), router_of=router_of)
-    obs = doc.observed
-    if obs is None or not obs.requests:
-        return summary
-    return replace(
-        summary,
-        observed=summarize_counts("observed", np.array(obs.counts, dtype=np.int64), key_f2=summary.key_f2,
-                                  duration_s=doc.duration_s, run_requests=doc.requests),
-        observed_requests=obs.requests,
-        observed_mismatches=obs.mismatches,
-        mismatch_examples=[(e.key, e.predicted, e.observed) for e in obs.mismatch_examples],
-    )
-
-
-def _typed(key: str | int, key_type: str) -> int | str:
-    if key_type == "int" and isinstance(key, str):
-        try:
-            return parse_key(key, "int")
-        except UsageError:
-            return key  # shown as given, routed by nothing
-    return key
-
-
-def rejudge(doc: ResultDocument, gate: GateConfig | None = None, key_type: str = "int") -> tuple[Summary, Judgement]:
-    """Recompute the balance rules; carry the other checks (leak, producer) as they were recorded."""
-    summary = summary_from_result(doc, key_type)
-    carried = [Check(c.rule, c.status, c.message, c.router, c.shard, c.value, c.limit, c.details)
-               for c in doc.verdict.checks if c.rule not in BALANCE_RULES]
-    return summary, judge(summary, gate, carried)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from conftest import REPO, require_real_part, run_skewcheck
 from locust_runs import free_port, kill_group, locust_cmd, processes_in_group, wait_for
 

@@ -15,7 +15,6 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-
 from conftest import REPO
 
 K8S = REPO / "k8s"

@@ -17,8 +17,8 @@ from pydantic import TypeAdapter, ValidationError
 from skewcheck.errors import EXIT_USAGE, UsageError
 from skewcheck.keys import (
     Distribution,
-    KeySupply,
     KeySpec,
+    KeySupply,
     ReplayExhausted,
     StridedSpec,
     build_distribution,

@@ -11,7 +11,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 from locust_runs import demo_target_left_running, free_port, kill_group, locust_cmd, run_locust
 

@@ -13,7 +13,6 @@ from typing import Any, Iterator
 
 import pytest
 import yaml
-
 from conftest import REPO, require_binary
 
 RULE_FILE = REPO / "k8s" / "prometheusrule.yaml"

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, run_skewcheck
+
 from skewcheck.routing import make_router
 
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skewcheck.routing import make_router
 from skewcheck.kafka.events import MALFORMED_REASONS, MAX_MESSAGE_BYTES, Decoder
+from skewcheck.routing import make_router
 from skewcheck.tally import Tally
 
 INT_ROUTERS = ("mod", "murmur3")

@@ -8,15 +8,23 @@ judging. Unreachable sidecars, no data, or partitions that none of them consumes
 from __future__ import annotations
 
 import argparse
+import math
+from dataclasses import replace
+from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from skewcheck.commands import seconds
 from skewcheck.config import load_scenario
-from skewcheck.errors import UsageError, validation_message
-from skewcheck.gate import GateConfig, limit_problem
+from skewcheck.errors import SkewcheckError, UsageError, validation_message
+from skewcheck.gate import GateConfig, Judgement, judge, limit_problem
+from skewcheck.keytext import parse_key
 from skewcheck.report import terminal, write_reports
-from skewcheck.result import build_result, load_result, rejudge
+from skewcheck.result import ResultDocument, build_result, load_result
+from skewcheck.routing import make_router
+from skewcheck.summary import Summary, from_counts, summarize_counts
+from skewcheck.verdict import Check
 
 REPORT_FORMATS = ["json", "junit", "markdown", "html"]
 
@@ -107,3 +115,58 @@ def _report(doc: dict, args: argparse.Namespace, code: int) -> int:
     if args.out:
         write_reports(doc, args.out, REPORT_FORMATS)
     return code
+
+
+# --- re-judging a saved result ---------------------------------------------------------------------
+
+# recomputed from the counts; every other recorded check is carried as it was
+BALANCE_RULES = {"min_requests", "max_shard_share", "stddev_ratio", "routing_emulation",
+                 "unreached_requests", "shard_failures", "distinct_keys"}
+
+
+def summary_from_result(doc: ResultDocument, key_type: str = "int") -> Summary:
+    """Rebuild the summary from saved counts, so a result can be judged under other thresholds."""
+    def per_shard(values: list[int] | None) -> np.ndarray | None:
+        return None if values is None else np.array(values, dtype=np.int64)
+
+    def router_of(name: str, shards: int) -> Any:
+        try:
+            return make_router(name, shards, key_type)
+        except SkewcheckError:
+            return None  # a router this version doesn't know: its keys go unnamed
+
+    summary = from_counts(
+        doc.primary, {name: np.array(rc.counts, dtype=np.int64) for name, rc in doc.routers.items()},
+        key_f2=math.nan if doc.key_f2 is None else doc.key_f2, requests=doc.requests,
+        duration_s=doc.duration_s, window_s=doc.window_s,
+        top_keys=[(_typed(t.key, key_type), t.requests) for t in doc.top_keys],
+        top_keys_error=doc.top_keys_error, distinct_keys=doc.distinct_keys,
+        failures=per_shard(doc.failures), unreached=per_shard(doc.unreached), router_of=router_of)
+    obs = doc.observed
+    if obs is None or not obs.requests:
+        return summary
+    return replace(
+        summary,
+        observed=summarize_counts("observed", np.array(obs.counts, dtype=np.int64), key_f2=summary.key_f2,
+                                  duration_s=doc.duration_s, run_requests=doc.requests),
+        observed_requests=obs.requests,
+        observed_mismatches=obs.mismatches,
+        mismatch_examples=[(e.key, e.predicted, e.observed) for e in obs.mismatch_examples],
+    )
+
+
+def _typed(key: str | int, key_type: str) -> int | str:
+    if key_type == "int" and isinstance(key, str):
+        try:
+            return parse_key(key, "int")
+        except UsageError:
+            return key  # shown as given, routed by nothing
+    return key
+
+
+def rejudge(doc: ResultDocument, gate: GateConfig | None = None, key_type: str = "int") -> tuple[Summary, Judgement]:
+    """Recompute the balance rules; carry the other checks (leak, producer) as they were recorded."""
+    summary = summary_from_result(doc, key_type)
+    carried = [Check(c.rule, c.status, c.message, c.router, c.shard, c.value, c.limit, c.details)
+               for c in doc.verdict.checks if c.rule not in BALANCE_RULES]
+    return summary, judge(summary, gate, carried)

@@ -73,9 +73,9 @@ class _Stopping(Exception):
 
 
 def run(args: argparse.Namespace) -> int:
-    from skewcheck.sidecar import checkpoint
     from skewcheck.kafka.consumer import EventConsumer, KafkaErrorLog, open_consumer
     from skewcheck.kafka.security import client_settings, describe
+    from skewcheck.sidecar import checkpoint
     from skewcheck.sidecar.server import SidecarServer
     from skewcheck.sidecar.state import SidecarState
 
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     line = f"skewcheck sidecar: stopped; {consumed:,} messages consumed ({malformed:,} malformed), " \
            f"{counted:,} requests counted"
     if result_path:
-        from skewcheck.result import write_json
+        from skewcheck.report.result_json import write_json
 
         write_json(doc, result_path)
         line += f"; result written to {result_path}"

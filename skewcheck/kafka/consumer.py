@@ -30,9 +30,9 @@ from typing import Any
 
 from skewcheck.config import KafkaConfig
 from skewcheck.errors import InconclusiveError, SkewcheckError, UsageError
+from skewcheck.kafka.security import describe
 from skewcheck.report.escape import printable
 from skewcheck.sidecar import checkpoint
-from skewcheck.kafka.security import describe
 from skewcheck.sidecar.state import SidecarState
 
 POLL_TIMEOUT_MS = 200  # how long one poll waits for data, so a stop request is seen promptly

@@ -44,7 +44,13 @@ from skewcheck.frame import (
     FrameRules,
 )
 from skewcheck.keytext import INT64_MAX, INT64_MIN
-from skewcheck.limits import MAX_KEY_CHARS, MAX_LATENCY_MS, MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_TS
+from skewcheck.limits import (
+    MAX_KEY_CHARS,
+    MAX_LATENCY_MS,
+    MAX_MESSAGE_BYTES,
+    MAX_NAME_CHARS,
+    MAX_TS,
+)
 
 # Why a message was skipped: the label values of skewcheck_events_malformed_total{reason}.
 NOT_JSON = "not_json"  # not UTF-8 JSON text (random bytes, truncated, lone surrogates)

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 from skewcheck.errors import UsageError
 from skewcheck.report import html, junit, markdown
-from skewcheck.result import write_json
+from skewcheck.report.result_json import write_json
 
 FILE_NAMES = {"json": "result.json", "junit": "junit.xml", "markdown": "summary.md", "html": "report.html"}
 

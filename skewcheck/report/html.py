@@ -4,7 +4,6 @@ the verdict and the hottest keys. No external assets; every value from data is e
 from __future__ import annotations
 
 import html
-
 from typing import Any, Sequence
 
 from skewcheck.report import findings

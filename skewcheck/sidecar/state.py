@@ -22,12 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from skewcheck.config import KafkaConfig, Scenario
 from skewcheck.errors import InconclusiveError, UsageError, validation_message
-from skewcheck.gate import GateConfig, Judgement, judge
-from skewcheck.metrics import Snapshot
-from skewcheck.result import build_result
 from skewcheck.frame import Frame, FrameError
+from skewcheck.gate import GateConfig, Judgement, judge
 from skewcheck.kafka.events import MALFORMED_REASONS, DecodedBatch, Decoder
 from skewcheck.limits import MAX_MISMATCH_EXAMPLES
+from skewcheck.metrics import Snapshot
+from skewcheck.result import build_result
 from skewcheck.routing import make_router
 from skewcheck.summary import Summary, summarize
 from skewcheck.tally import Tally
