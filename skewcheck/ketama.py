@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from skewcheck.errors import UsageError
-from skewcheck.ring import Ring, build_ring
+from skewcheck.ring import Ring
 
 POINTS_PER_SERVER = 160  # MEMCACHED_POINTS_PER_SERVER_KETAMA
 POINTS_PER_DIGEST = 4  # one MD5 digest gives four 32-bit points
@@ -70,6 +70,3 @@ def _sorted_continuum(points: dict[str, list[int]]) -> Ring:
     owners = np.array([i for i, ps in enumerate(points.values()) for _ in ps], dtype=np.int64)
     order = np.lexsort((owners, values))
     return Ring(values[order], owners[order], nodes)
-
-
-__all__ = ["Server", "parse_server", "continuum", "build_ring", "POINTS_PER_SERVER"]

@@ -100,7 +100,7 @@ def parse_params(name: str, raw: Any, where: str = "") -> _Params:
         return raw
     model = params_model(name)
     if raw and model is NoParams:
-        raise UsageError(f"{where or 'router ' + name}: router {name} takes no parameters")
+        raise UsageError(f"{where + ': ' if where else ''}router {name} takes no parameters")
     try:
         return model.model_validate(raw or {})
     except ValidationError as exc:

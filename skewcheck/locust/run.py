@@ -29,7 +29,6 @@ from skewcheck.errors import EXIT_USAGE, SkewcheckError
 from skewcheck.gate import judge
 from skewcheck.keys import KeySupply, ends
 from skewcheck.locust.options import scenario_from_options
-from skewcheck.routing import make_router
 from skewcheck.summary import summarize
 from skewcheck.tally import Tally
 from skewcheck.verdict import Check
@@ -122,7 +121,7 @@ def role_of(environment: Environment) -> str:
 
 
 def build(environment: Environment, scenario: Scenario) -> SkewRun:
-    routers = [make_router(name, scenario.shards, scenario.routing.key_type) for name in scenario.routing.router_names]
+    routers = [scenario.routing.router(name, scenario.shards) for name in scenario.routing.router_names]
     role = role_of(environment)
     seed = scenario.seed
     if role == "worker":  # each worker draws its own key stream from the same distribution

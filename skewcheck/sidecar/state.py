@@ -62,7 +62,7 @@ class SidecarState:
                  clock: Callable[[], float] = time.time) -> None:
         names = scenario.routing.router_names
         key_type = scenario.routing.key_type
-        routers = [make_router(name, scenario.shards, key_type) for name in names]
+        routers = [scenario.routing.router(name, scenario.shards) for name in names]
         self.scenario = scenario
         self.kafka = kafka
         self.instance = instance or instance_name()
