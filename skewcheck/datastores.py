@@ -300,11 +300,11 @@ def vitess_hash(shards: int, key_type: str, params: VitessParams) -> tuple[Scala
 
 
 def vitess_xxhash(shards: int, key_type: str, params: VitessParams) -> tuple[ScalarRoute, ChunkRoute]:
-    """Vitess' `xxhash` vindex: keyspace ID = xxhash64 of the id's bytes (an integer's decimal text),
-    big-endian."""
+    """Vitess' `xxhash` vindex: keyspace ID = xxhash64 of the id's bytes (an integer's decimal
+    text), written little-endian; shard ranges compare keyspace IDs as big-endian bytes."""
     text = _key_text(key_type)
-    return _vitess(lambda key: xxh64.xxh64(text(key)),
-                   lambda chunk: xxh64.xxh64_text(chunk.text()), shards, params)
+    return _vitess(lambda key: int.from_bytes(xxh64.xxh64(text(key)).to_bytes(8, "little"), "big"),
+                   lambda chunk: xxh64.xxh64_text(chunk.text()).byteswap(), shards, params)
 
 
 # --------------------------------------------------------------------------- hand-written

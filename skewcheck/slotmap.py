@@ -1,7 +1,7 @@
 """A Redis Cluster slot map: which primary owns each of the 16384 hash slots.
 
-Read from `CLUSTER NODES` output, from `CLUSTER SHARDS` output (redis-cli's plain or `--json`
-form), or given as slot ranges per shard. Primaries are numbered by their lowest slot, so shard
+Read from `CLUSTER NODES` output, from `CLUSTER SHARDS` output (as redis-cli prints it to a
+terminal, into a pipe, or with `--json`), or given as slot ranges per shard. Primaries are numbered by their lowest slot, so shard
 0 owns slot 0.
 """
 
@@ -50,7 +50,12 @@ def parse_cluster_nodes(text: str, source: str) -> dict[str, list[tuple[int, int
 def parse_cluster_shards(text: str, source: str) -> dict[str, list[tuple[int, int]]]:
     """Each primary's slot ranges from CLUSTER SHARDS output (`redis-cli [--json] CLUSTER SHARDS`)."""
     tokens: list[str | int] = []
-    for found in _SHARDS_TOKEN.finditer(text):
+    if '"' not in text:  # redis-cli into a pipe prints raw replies: one value a line
+        for line in text.splitlines():
+            value = line.strip()
+            if value:
+                tokens.append(int(value) if re.fullmatch(r"-?\d+", value) else value)
+    for found in _SHARDS_TOKEN.finditer(text if '"' in text else ""):
         string, integer, bare = found.groups()
         tokens.append(string if string is not None else int(integer if integer is not None else bare))
     owners: dict[str, list[tuple[int, int]]] = {}
@@ -66,6 +71,8 @@ def parse_cluster_shards(text: str, source: str) -> dict[str, list[tuple[int, in
             i += 1
         if len(bounds) % 2:
             raise UsageError(f"{source}: a shard's slots are not start/end pairs")
+        if i < len(tokens) and tokens[i] == "nodes":
+            i += 1  # then each node's fields as name, value pairs, starting with its id
         node: dict[str, str | int] = {}
         primary = None
         while i < len(tokens) and tokens[i] != "slots":
@@ -124,7 +131,8 @@ def load_slot_map(path: str) -> tuple[np.ndarray, tuple[str, ...]]:
         raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise UsageError(f"{source} is not UTF-8 text") from None
-    ranges = parse_cluster_shards(text, source) if '"slots"' in text else parse_cluster_nodes(text, source)
+    shards_form = '"slots"' in text or "slots" in text.split()
+    ranges = parse_cluster_shards(text, source) if shards_form else parse_cluster_nodes(text, source)
     return slot_owners(ranges, source)
 
 

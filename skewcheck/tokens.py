@@ -2,7 +2,7 @@
 
 A partition key's token is the first 64 bits of MurmurHash3 x64_128 (seed 0) of its serialised
 bytes, as a signed long, with Long.MIN_VALUE moved to Long.MAX_VALUE (MIN is the ring's minimum
-token, which no key may have). Cassandra's MurmurHash differs from the reference: its tail bytes
+token, which only the empty key has). Cassandra's MurmurHash differs from the reference: its tail bytes
 are Java bytes, sign-extended before they are shifted, so a key whose last len % 16 bytes hold
 one >= 0x80 hashes differently from mmh3. Keys serialise as CQL does: bigint as 8 bytes and int as
 4 bytes, big-endian two's complement; text as UTF-8.
@@ -72,6 +72,8 @@ def _signed(u: int) -> int:
 
 def token(data: bytes) -> int:
     """Murmur3Partitioner.getToken of a serialised partition key (a signed 64-bit token)."""
+    if not data:
+        return INT64_MIN  # the partitioner's MINIMUM token
     tail = data[len(data) & ~15:]
     if max(tail, default=0) < 0x80:  # no sign extension to mimic: the reference hash is the same
         h1 = mmh3.hash64(data, signed=False)[0]
@@ -89,7 +91,8 @@ def int_key_bytes(key: int, int_type: str) -> bytes:
 def tokens_text(text: KeyText) -> np.ndarray:
     """Murmur3Partitioner tokens (int64) of every key of a KeyText, in the caller's key order."""
     h1 = murmur3_x64_64_text(text, signed_tail=True).view(np.int64)
-    return np.where(h1 == INT64_MIN, np.int64(INT64_MAX), h1)
+    h1 = np.where(h1 == INT64_MIN, np.int64(INT64_MAX), h1)
+    return np.where(text.restore(text.lengths) == 0, np.int64(INT64_MIN), h1)
 
 
 def int_tokens(keys: np.ndarray, int_type: str) -> np.ndarray:
