@@ -14,6 +14,7 @@ from skewcheck.errors import EXIT_INCONCLUSIVE, EXIT_USAGE, SkewcheckError
 # subcommand name -> module in skewcheck.commands exposing add_parser(subparsers) and run(args) -> int
 COMMANDS = {
     "route": "route",
+    "infer": "infer",
     "plan": "plan",
     "gate": "gate",
     "leak-diff": "leak_diff",

@@ -127,11 +127,26 @@ def mismatch_check(summary: Summary, max_rate: float) -> Check | None:
         return Check("routing_emulation", "inconclusive",
                      f"{summary.primary} predicted a different shard than the target's X-Shard on "
                      f"{summary.observed_mismatches} of {summary.observed_requests} requests ({examples}): "
-                     "the emulation or the config's routing/shards is wrong",
+                     "the emulation or the config's routing/shards is wrong"
+                     f"{_would_have_matched(summary)}",
                      summary.primary, None, rate, max_rate, details)
     return Check("routing_emulation", "pass",
                  f"the target's X-Shard agreed with {summary.primary} on all "
                  f"{summary.observed_requests} observed requests", summary.primary, None, rate, max_rate, details)
+
+
+def _would_have_matched(summary: Summary) -> str:
+    """The candidate router that routes the run's sampled (key, X-Shard) pairs, if one does."""
+    from skewcheck.errors import InconclusiveError
+    from skewcheck.infer import infer
+
+    try:
+        found = infer([(str(k), s) for k, s in summary.observed_pairs]).match
+    except InconclusiveError:
+        return ""
+    if found is None:
+        return "; no router skewcheck knows fits the observed shards (skewcheck infer ranks them)"
+    return f"; {found.describe()} would have matched"
 
 
 def _router_unhealthy(rs: RouterSummary, cfg: GateConfig) -> bool:

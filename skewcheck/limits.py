@@ -13,3 +13,5 @@ MAX_FRAME_WINDOW_S = 86_400.0  # a frame covers at most a day
 MAX_SOURCE_CHARS = 256  # a worker id or host:pid
 MAX_TOP_KEYS = 4096  # heavy-hitter counters in one frame
 MAX_MISMATCH_EXAMPLES = 10  # keys shown where the target's X-Shard disagreed with the router
+MAX_OBSERVED_PAIRS = 5000  # (key, X-Shard) pairs a run keeps for `skewcheck infer`
+MAX_FRAME_PAIRS = 200  # of those, what one frame carries (frames stay small)

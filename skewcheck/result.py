@@ -42,6 +42,7 @@ class ObservedCounts(BaseModel):
     requests: Count = 0
     mismatches: Count = 0
     mismatch_examples: list[dict[str, Any]] = Field(default_factory=list)
+    pairs: Optional[list[tuple[Union[str, int], int]]] = None  # (key, X-Shard) sample, for infer
 
 
 class ResultDocument(BaseModel):
@@ -90,6 +91,7 @@ def build_result(
             "mismatches": summary.observed_mismatches,
             "mismatch_examples": [{"key": str(k), "predicted": p, "observed": o}
                                   for k, p, o in summary.mismatch_examples],
+            "pairs": [[str(k), s] for k, s in summary.observed_pairs],
         },
         "key_f2": summary.key_f2,
         "top_keys": [{"key": str(k), "requests": c} for k, c in summary.top_keys],
@@ -177,6 +179,7 @@ def summary_from_result(doc: ResultDocument) -> Summary:
         observed_requests=obs.requests,
         observed_mismatches=obs.mismatches,
         mismatch_examples=[(e.get("key"), e.get("predicted"), e.get("observed")) for e in obs.mismatch_examples],
+        observed_pairs=[(str(k), s) for k, s in obs.pairs or ()],
     )
 
 

@@ -88,6 +88,9 @@ class Router:
         if self.name in FACTORIES:
             scalar, batch = FACTORIES[self.name](self.shards, self.key_type, model)
         elif self.name == "hash-mod" and getattr(model, "java_type", "int") == "long":
+            if self.key_type != "int":
+                raise UsageError("router hash-mod: java_type long needs int keys (str keys hash "
+                                 "as a String)")
             scalar, batch = _hash_mod_long(self.shards), _hash_mod_long_many(self.shards)
         else:
             scalar = _SCALAR[self.name, self.key_type](self.shards)

@@ -26,7 +26,12 @@ from skewcheck.errors import UsageError
 from skewcheck.frame import Frame, FrameRules, ObservedPart, dense, sparse
 from skewcheck.hashes import murmur3_32_text
 from skewcheck.keytext import INT64_MAX, INT64_MIN, KeyBatch, KeyChunk, checked_int, checked_str
-from skewcheck.limits import MAX_FRAME_WINDOW_S, MAX_MISMATCH_EXAMPLES
+from skewcheck.limits import (
+    MAX_FRAME_PAIRS,
+    MAX_FRAME_WINDOW_S,
+    MAX_MISMATCH_EXAMPLES,
+    MAX_OBSERVED_PAIRS,
+)
 from skewcheck.sketch import DEFAULT_TOP_CAPACITY, F2_BUCKETS, F2_SEED, HeavyHitters, batch_counts
 
 DEFAULT_WINDOW_S = 10.0
@@ -44,7 +49,7 @@ class _Increment:
     """What one routed batch adds: computed once, added to a tally and to its followers."""
 
     __slots__ = ("requests", "per_router", "buckets", "top", "observed", "observed_requests",
-                 "mismatches", "examples")
+                 "mismatches", "examples", "pairs")
 
     def __init__(self, requests: int, per_router: list[np.ndarray], buckets: np.ndarray,
                  top: tuple[list, int, int]) -> None:
@@ -56,6 +61,7 @@ class _Increment:
         self.observed_requests = 0
         self.mismatches = 0
         self.examples: list[tuple[int | str, int, int]] = []
+        self.pairs: list[tuple[int | str, int]] = []
 
 
 class Tally:
@@ -103,6 +109,7 @@ class Tally:
         self.observed_requests = 0
         self.observed_mismatches = 0
         self.mismatch_examples: list[tuple[int | str, int, int]] = []
+        self.observed_pairs: list[tuple[int | str, int]] = []  # (key, X-Shard), for infer
         self.unroutable = 0  # keys no router could take (not an int64 / not text), not counted
         self.unroutable_example: str | None = None
         self.followers: list[Tally] = []
@@ -216,6 +223,10 @@ class Tally:
         inc.mismatches = len(mismatched)
         inc.examples = [(keys.key(i), int(predicted[i]), int(got[i]))
                         for i in mismatched[:MAX_MISMATCH_EXAMPLES].tolist()]
+        room = MAX_OBSERVED_PAIRS - len(self.observed_pairs)
+        if room > 0:
+            answered = np.flatnonzero(got >= 0)[:room].tolist()
+            inc.pairs = [(keys.key(i), int(got[i])) for i in answered]
 
     def _add(self, inc: _Increment) -> None:
         self._counted += inc.requests
@@ -231,6 +242,12 @@ class Tally:
             self.observed_mismatches += inc.mismatches
             room = MAX_MISMATCH_EXAMPLES - len(self.mismatch_examples)
             self.mismatch_examples.extend(inc.examples[:max(room, 0)])
+            self._keep_pairs(inc.pairs)
+
+    def _keep_pairs(self, pairs: list[tuple[int | str, int]]) -> None:
+        room = MAX_OBSERVED_PAIRS - len(self.observed_pairs)
+        if room > 0 and pairs:
+            self.observed_pairs.extend(pairs[:room])
 
     # --- frames -----------------------------------------------------------------------------
 
@@ -263,6 +280,7 @@ class Tally:
             self.observed_mismatches += obs.mismatches
             room = MAX_MISMATCH_EXAMPLES - len(self.mismatch_examples)
             self.mismatch_examples.extend(frame.typed_examples()[:max(room, 0)])
+            self._keep_pairs(frame.typed_pairs())
 
     def drain_frame(self, source: str, now: float | None = None) -> Frame:
         """Everything counted since the last drain, as a frame; then start afresh."""
@@ -280,7 +298,9 @@ class Tally:
         if self.observed_requests:
             observed = ObservedPart(shards=sparse(self.observed), requests=self.observed_requests,
                                     mismatches=self.observed_mismatches,
-                                    examples=[(str(k), p, o) for k, p, o in self.mismatch_examples])
+                                    examples=[(str(k), p, o) for k, p, o in self.mismatch_examples],
+                                    pairs=[(str(k), s) for k, s in
+                                           self.observed_pairs[:MAX_FRAME_PAIRS]] or None)
         return Frame.of_counts(
             self.rules,
             source=source,
@@ -306,6 +326,7 @@ class Tally:
         other.top = HeavyHitters(self.top.capacity)
         other.top.merge(self.top)
         other.mismatch_examples = list(self.mismatch_examples)
+        other.observed_pairs = list(self.observed_pairs)
         other._pending_keys, other._pending_observed = [], []
         other.followers = []
         return other
@@ -325,6 +346,7 @@ class Tally:
         self._pending_keys, self._pending_observed = [], []
         self.observed_requests = self.observed_mismatches = 0
         self.mismatch_examples.clear()
+        self.observed_pairs = []
         self.unroutable = 0
         self.unroutable_example = None
 
