@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -135,18 +135,29 @@ def mismatch_check(summary: Summary, max_rate: float) -> Check | None:
                  f"{summary.observed_requests} observed requests", summary.primary, None, rate, max_rate, details)
 
 
+_MATCHED: dict[tuple[Any, ...], str] = {}  # live views judge the same sample again and again
+
+
 def _would_have_matched(summary: Summary) -> str:
     """The candidate router that routes the run's sampled (key, X-Shard) pairs, if one does."""
     from skewcheck.errors import InconclusiveError
     from skewcheck.infer import infer
 
-    try:
-        found = infer([(str(k), s) for k, s in summary.observed_pairs]).match
-    except InconclusiveError:
+    pairs = summary.observed_pairs
+    if not pairs:
         return ""
-    if found is None:
-        return "; no router skewcheck knows fits the observed shards (skewcheck infer ranks them)"
-    return f"; {found.describe()} would have matched"
+    seen = (len(pairs), tuple(pairs[0]), tuple(pairs[-1]))
+    if seen not in _MATCHED:
+        try:
+            found = infer([(str(k), s) for k, s in pairs]).match
+        except InconclusiveError:
+            text = ""
+        else:
+            text = ("; no router skewcheck knows fits the observed shards (skewcheck infer "
+                    "ranks them)" if found is None else f"; {found.describe()} would have matched")
+        _MATCHED.clear()
+        _MATCHED[seen] = text
+    return _MATCHED[seen]
 
 
 def _router_unhealthy(rs: RouterSummary, cfg: GateConfig) -> bool:
