@@ -100,10 +100,26 @@ def build_result(
         "diagnosis": {"kind": judgement.diagnosis.kind, "message": judgement.diagnosis.message,
                       "fix": judgement.diagnosis.fix},
         "verdict": judgement.verdict.to_json(),
+        "router_labels": router_labels(list(summary.routers), scenario or {}),
     }
     if extra:
         doc.update(extra)
     return doc
+
+
+def router_labels(names: list[str], scenario: dict[str, Any]) -> dict[str, str]:
+    """Each router as reports name it, with the parameters the scenario gave it."""
+    from skewcheck.router_params import canonical_params, label, parse_params
+
+    given = (scenario.get("routing") or {}).get("params") or {}
+    labels = {}
+    for name in names:
+        raw = given.get(name, given.get(name.replace("-", "_")))
+        try:
+            labels[name] = label(name, canonical_params(parse_params(name, raw)))
+        except UsageError:
+            labels[name] = name  # a result from elsewhere: name it as it came
+    return labels
 
 
 def write_json(doc: dict[str, Any], path: Path) -> Path:
