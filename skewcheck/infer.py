@@ -70,13 +70,12 @@ class Inference:
 
     @property
     def runner_up(self) -> Candidate | None:
-        """The best candidate that is another router, or the same one over other shards (the
-        same router over int keys and over their decimal text is no other candidate)."""
+        """The best candidate with another definition (router or parameters): the same router
+        over a multiple of the shards, or over int keys' decimal text, tells nothing new."""
         if not self.ranked:
             return None
         best = self.ranked[0]
-        return next((c for c in self.ranked[1:]
-                     if (c.router, c.params, c.shards) != (best.router, best.params, best.shards)),
+        return next((c for c in self.ranked[1:] if (c.router, c.params) != (best.router, best.params)),
                     None)
 
     def message(self) -> str:
