@@ -104,19 +104,24 @@ def _pg_hash64(column: str, key_type: str) -> tuple[Callable[[Any], int], ChunkR
     """The partition hash of a one-column HASH-partitioned table: hash_combine64(0, the column's
     extended hash with HASH_PARTITION_SEED)."""
     seed = pghash.HASH_PARTITION_SEED
-    if column == "int4":
-        scalar = lambda key: pghash.hash_uint32_extended(_int32_key(key, "int4") & 0xFFFF_FFFF, seed)
-        batch = lambda chunk: pghash.hash_uint32_extended_many(
-            _int32_checked(chunk.keys, "int4"), seed)
-    elif column == "int8":
-        scalar = lambda key: pghash.hash_uint32_extended(pghash.int8_word(_int_key(key)), seed)
-        batch = lambda chunk: pghash.hash_uint32_extended_many(pghash.int8_words(chunk.keys), seed)
-    else:
-        text = _key_text(key_type)
-        scalar = lambda key: pghash.hash_bytes_extended(text(key), seed)
-        batch = lambda chunk: pghash.hash_bytes_extended_text(chunk.text(), seed)
-    return (lambda key: pghash.partition_hash(scalar(key)),
-            lambda chunk: pghash.partition_hashes(batch(chunk)))
+    text = _key_text(key_type)
+
+    def column_hash(key: Any) -> int:
+        if column == "int4":
+            return pghash.hash_uint32_extended(_int32_key(key, "int4") & 0xFFFF_FFFF, seed)
+        if column == "int8":
+            return pghash.hash_uint32_extended(pghash.int8_word(_int_key(key)), seed)
+        return pghash.hash_bytes_extended(text(key), seed)
+
+    def column_hashes(chunk: KeyChunk) -> np.ndarray:
+        if column == "int4":
+            return pghash.hash_uint32_extended_many(_int32_checked(chunk.keys, "int4"), seed)
+        if column == "int8":
+            return pghash.hash_uint32_extended_many(pghash.int8_words(chunk.keys), seed)
+        return pghash.hash_bytes_extended_text(chunk.text(), seed)
+
+    return (lambda key: pghash.partition_hash(column_hash(key)),
+            lambda chunk: pghash.partition_hashes(column_hashes(chunk)))
 
 
 def pg_hash(shards: int, key_type: str, params: PostgresParams) -> tuple[ScalarRoute, ChunkRoute]:
@@ -156,21 +161,22 @@ def cassandra_ring(shards: int, params: CassandraParams) -> Ring:
     return ring
 
 
-def cassandra(shards: int, key_type: str, params: CassandraParams) -> tuple[ScalarRoute, ChunkRoute]:
+def _cassandra_key(key_type: str, int_type: str) -> tuple[Callable[[Any], bytes], ChunkRoute]:
+    """A key's serialised partition key bytes, and a chunk's tokens."""
+    if key_type == "str":
+        return _utf8, lambda chunk: tokens.tokens_text(chunk.text())
+    if int_type == "int":
+        return (lambda key: tokens.int_key_bytes(_int32_key(key, "CQL int"), "int"),
+                lambda chunk: tokens.int_tokens(_int32_checked(chunk.keys, "CQL int"), "int"))
+    return (lambda key: tokens.int_key_bytes(_int_key(key), "bigint"),
+            lambda chunk: tokens.int_tokens(chunk.keys, "bigint"))
+
+
+def cassandra(shards: int, key_type: str,
+              params: CassandraParams) -> tuple[ScalarRoute, ChunkRoute]:
     """Murmur3Partitioner token of the serialised key, owned by the first ring token >= it."""
     ring = cassandra_ring(shards, params)
-    if key_type == "int":
-        width_type = params.int_type
-        if width_type == "int":
-            key_bytes = lambda key: tokens.int_key_bytes(_int32_key(key, "CQL int"), "int")
-            token_chunk = lambda chunk: tokens.int_tokens(_int32_checked(chunk.keys, "CQL int"),
-                                                          "int")
-        else:
-            key_bytes = lambda key: tokens.int_key_bytes(_int_key(key), "bigint")
-            token_chunk = lambda chunk: tokens.int_tokens(chunk.keys, "bigint")
-    else:
-        key_bytes = _utf8
-        token_chunk = lambda chunk: tokens.tokens_text(chunk.text())
+    key_bytes, token_chunk = _cassandra_key(key_type, params.int_type)
     return (lambda key: ring.owner(tokens.token(key_bytes(key))),
             lambda chunk: ring.owners_of(token_chunk(chunk)))
 
@@ -229,7 +235,8 @@ def redis_cluster(shards: int, key_type: str,
     owners = owner.tolist()
     text = _key_text(key_type)
     return (lambda key: owners[redis_slot(text(key))],
-            lambda chunk: owner[crc16_text(chunk.redis_text()).astype(np.int64) & (REDIS_SLOTS - 1)])
+            lambda chunk: owner[crc16_text(chunk.redis_text()).astype(np.int64)
+                                & (REDIS_SLOTS - 1)])
 
 
 # --------------------------------------------------------------------------- memcached ketama
@@ -245,7 +252,8 @@ def ketama_continuum(shards: int, params: KetamaParams) -> Ring:
     return ketama.continuum(servers)
 
 
-def ketama_router(shards: int, key_type: str, params: KetamaParams) -> tuple[ScalarRoute, ChunkRoute]:
+def ketama_router(shards: int, key_type: str,
+                  params: KetamaParams) -> tuple[ScalarRoute, ChunkRoute]:
     ring = ketama_continuum(shards, params)
     text = _key_text(key_type)
     return (lambda key: ring.owner(md5_word(text(key))),
@@ -273,7 +281,8 @@ def vitess_bounds(shards: int, params: VitessParams) -> np.ndarray:
         if (i == 0) != (start == "") or (i == len(names) - 1) != (end == ""):
             raise UsageError(f"{where}: the first shard must start at the beginning (-..) and the "
                              "last end at the end (..-)")
-        if i and start.lower().ljust(16, "0") != names[i - 1].partition("-")[2].lower().ljust(16, "0"):
+        previous_end = names[i - 1].partition("-")[2] if i else ""
+        if i and start.lower().ljust(16, "0") != previous_end.lower().ljust(16, "0"):
             raise UsageError(f"{where}: {name!r} does not start where {names[i - 1]!r} ends")
         if i:
             bounds.append(int(start.ljust(16, "0"), 16))
@@ -299,7 +308,8 @@ def vitess_hash(shards: int, key_type: str, params: VitessParams) -> tuple[Scala
                    lambda chunk: des.des_zero_key_many(chunk.keys.view(_U64)), shards, params)
 
 
-def vitess_xxhash(shards: int, key_type: str, params: VitessParams) -> tuple[ScalarRoute, ChunkRoute]:
+def vitess_xxhash(shards: int, key_type: str,
+                  params: VitessParams) -> tuple[ScalarRoute, ChunkRoute]:
     """Vitess' `xxhash` vindex: keyspace ID = xxhash64 of the id's bytes (an integer's decimal
     text), written little-endian; shard ranges compare keyspace IDs as big-endian bytes."""
     text = _key_text(key_type)
@@ -346,7 +356,9 @@ def _range_values(over: str, key_type: str) -> tuple[Callable[[Any], Any], Chunk
                 lambda chunk: checksums.crc32_text(chunk.text()))
     column = "int8" if key_type == "int" else "text"  # pg-hash: Citus' signed int32 hash values
     scalar, batch = _pg_hash32(column, key_type)
-    signed = lambda h: h - ((h >> 31) << 32)
+    def signed(h: int) -> int:
+        return h - ((h >> 31) << 32)
+
     return (lambda key: signed(scalar(key)),
             lambda chunk: batch(chunk).view(np.int32).astype(np.int64))
 
@@ -362,8 +374,10 @@ def _read_splits(path: str) -> list[str]:
 
 
 def range_splits(shards: int, key_type: str, params: RangeParams) -> list[Any]:
-    source = f"splits file {params.splits_file}" if params.splits_file else "routing.params.range.splits"
-    raw = list(params.splits) if params.splits is not None else _read_splits(str(params.splits_file))
+    if params.splits is not None:
+        source, raw = "routing.params.range.splits", list(params.splits)
+    else:
+        source, raw = f"splits file {params.splits_file}", _read_splits(str(params.splits_file))
     text_keys = params.over == "key" and key_type == "str"
     splits: list[Any] = []
     for item in raw:
@@ -383,18 +397,19 @@ def range_splits(shards: int, key_type: str, params: RangeParams) -> list[Any]:
 
 
 def range_router(shards: int, key_type: str, params: RangeParams) -> tuple[ScalarRoute, ChunkRoute]:
-    """Shard i holds values in [splits[i-1], splits[i]): values below the first split are shard 0."""
+    """Shard i holds values in [splits[i-1], splits[i]); values below the first split: shard 0."""
     splits = range_splits(shards, key_type, params)
     value_of, values = _range_values(params.over, key_type)
     if params.over == "key" and key_type == "str":
         table = np.empty(len(splits), dtype=object)
         table[:] = splits
     else:
-        table = np.array(splits, dtype=np.int64 if params.over in ("key", "pg-hash") else np.uint64) \
-            if all(-(1 << 63) <= s < (1 << 64) for s in splits) else None
-        if table is None or (table.dtype == np.uint64 and min(splits, default=0) < 0):
-            raise UsageError("routing.params.range: split points are outside the values "
-                             f"{params.over} gives")
+        signed = params.over in ("key", "pg-hash")
+        low, high = (-(1 << 63), (1 << 63) - 1) if signed else (0, (1 << 64) - 1)
+        if any(not low <= v <= high for v in splits):
+            raise UsageError(f"routing.params.range: split points lie outside the values "
+                             f"{params.over} gives ({low} to {high})")
+        table = np.array(splits, dtype=np.int64 if signed else np.uint64)
     return (lambda key: bisect_right(splits, value_of(key)),
             lambda chunk: np.searchsorted(table, values(chunk), side="right").astype(np.int64))
 

@@ -75,8 +75,8 @@ class Inference:
         if not self.ranked:
             return None
         best = self.ranked[0]
-        return next((c for c in self.ranked[1:] if (c.router, c.params) != (best.router, best.params)),
-                    None)
+        other = (c for c in self.ranked[1:] if (c.router, c.params) != (best.router, best.params))
+        return next(other, None)
 
     def message(self) -> str:
         """What the command prints: the match and the runner-up, or that no router fits."""
@@ -90,7 +90,8 @@ class Inference:
                     f"{self.min_agreement:.0%} (chance alone gives about {chance:.1%})")
         lines = [best.describe()]
         if runner is not None:
-            tie = " (tied: the two route these keys alike)" if runner.agreeing == best.agreeing else ""
+            tied = runner.agreeing == best.agreeing
+            tie = " (tied: the two route these keys alike)" if tied else ""
             lines.append(f"runner-up: {runner.describe()}{tie}")
         return "\n".join(lines)
 

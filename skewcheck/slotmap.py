@@ -1,8 +1,8 @@
 """A Redis Cluster slot map: which primary owns each of the 16384 hash slots.
 
 Read from `CLUSTER NODES` output, from `CLUSTER SHARDS` output (as redis-cli prints it to a
-terminal, into a pipe, or with `--json`), or given as slot ranges per shard. Primaries are numbered by their lowest slot, so shard
-0 owns slot 0.
+terminal, into a pipe, or with `--json`), or given as slot ranges per shard. Primaries are
+numbered by their lowest slot, so shard 0 owns slot 0.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from skewcheck.hashes import REDIS_SLOTS
 
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 # CLUSTER SHARDS as redis-cli prints it: quoted strings and "(integer) N", or bare JSON numbers
-_SHARDS_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|\(integer\)\s*(-?\d+)|(?<![\w)])(-?\d+)(?=\s*[,\]\n]|$)')
+_SHARDS_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"'  # a quoted string
+                           r"|\(integer\)\s*(-?\d+)"  # redis-cli's framed integer
+                           r"|(?<![\w)])(-?\d+)(?=\s*[,\]\n]|$)")  # a JSON number
 
 
 def _slot_range(text: str, where: str) -> tuple[int, int]:
@@ -48,7 +50,7 @@ def parse_cluster_nodes(text: str, source: str) -> dict[str, list[tuple[int, int
 
 
 def parse_cluster_shards(text: str, source: str) -> dict[str, list[tuple[int, int]]]:
-    """Each primary's slot ranges from CLUSTER SHARDS output (`redis-cli [--json] CLUSTER SHARDS`)."""
+    """Each primary's slot ranges from `redis-cli [--json] CLUSTER SHARDS` output."""
     tokens: list[str | int] = []
     if '"' not in text:  # redis-cli into a pipe prints raw replies: one value a line
         for line in text.splitlines():
@@ -57,7 +59,8 @@ def parse_cluster_shards(text: str, source: str) -> dict[str, list[tuple[int, in
                 tokens.append(int(value) if re.fullmatch(r"-?\d+", value) else value)
     for found in _SHARDS_TOKEN.finditer(text if '"' in text else ""):
         string, integer, bare = found.groups()
-        tokens.append(string if string is not None else int(integer if integer is not None else bare))
+        number = integer if integer is not None else bare
+        tokens.append(string if string is not None else int(number))
     owners: dict[str, list[tuple[int, int]]] = {}
     i = 0
     while i < len(tokens):
@@ -90,7 +93,8 @@ def parse_cluster_shards(text: str, source: str) -> dict[str, list[tuple[int, in
         ranges = [(lo, hi) for lo, hi in zip(bounds[::2], bounds[1::2])]
         for lo, hi in ranges:
             if not 0 <= lo <= hi < REDIS_SLOTS:
-                raise UsageError(f"{source}: slot range {lo}-{hi} is not within 0-{REDIS_SLOTS - 1}")
+                raise UsageError(f"{source}: slot range {lo}-{hi} is not within "
+                                 f"0-{REDIS_SLOTS - 1}")
         owners.setdefault(primary, []).extend(ranges)
     return owners
 
@@ -132,7 +136,8 @@ def load_slot_map(path: str) -> tuple[np.ndarray, tuple[str, ...]]:
     except UnicodeDecodeError:
         raise UsageError(f"{source} is not UTF-8 text") from None
     shards_form = '"slots"' in text or "slots" in text.split()
-    ranges = parse_cluster_shards(text, source) if shards_form else parse_cluster_nodes(text, source)
+    parse = parse_cluster_shards if shards_form else parse_cluster_nodes
+    ranges = parse(text, source)
     return slot_owners(ranges, source)
 
 

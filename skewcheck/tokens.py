@@ -2,10 +2,10 @@
 
 A partition key's token is the first 64 bits of MurmurHash3 x64_128 (seed 0) of its serialised
 bytes, as a signed long, with Long.MIN_VALUE moved to Long.MAX_VALUE (MIN is the ring's minimum
-token, which only the empty key has). Cassandra's MurmurHash differs from the reference: its tail bytes
-are Java bytes, sign-extended before they are shifted, so a key whose last len % 16 bytes hold
-one >= 0x80 hashes differently from mmh3. Keys serialise as CQL does: bigint as 8 bytes and int as
-4 bytes, big-endian two's complement; text as UTF-8.
+token, which only the empty key has). Cassandra's MurmurHash differs from the reference: its
+tail bytes are Java bytes, sign-extended before they are shifted, so a key whose last len % 16
+bytes hold one >= 0x80 hashes differently from mmh3. Keys serialise as CQL does: bigint as 8
+bytes and int as 4 bytes, big-endian two's complement; text as UTF-8.
 """
 
 from __future__ import annotations

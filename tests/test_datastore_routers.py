@@ -188,12 +188,17 @@ def test_cassandra_ring_files(tmp_path):
         make_router("cassandra", 1, "int", {"ring": str(tmp_path / "missing.txt")})
 
 
-CLUSTER_NODES = """\
-07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004,hostname4 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
-67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@31002,hostname2 master - 0 1426238316232 2 connected 5461-10922
-292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30003@31003,hostname3 master - 0 1426238318243 3 connected 10923-16383 [5460->-67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1]
-e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001,hostname1 myself,master - 0 0 1 connected 0-5460
-"""
+CLUSTER_NODES = "".join(f"{line}\n" for line in [
+    "07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@310"
+    "04,hostname4 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected",
+    "67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@310"
+    "02,hostname2 master - 0 1426238316232 2 connected 5461-10922",
+    "292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30003@310"
+    "03,hostname3 master - 0 1426238318243 3 connected 10923-16383 "
+    "[5460->-67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1]",
+    "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@310"
+    "01,hostname1 myself,master - 0 0 1 connected 0-5460",
+])
 
 CLUSTER_SHARDS_TTY = """\
 1) 1) "slots"

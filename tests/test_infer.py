@@ -176,7 +176,8 @@ def test_infer_finds_vitess_and_hand_written_hashes(reference_programs, tmp_path
     rows = reference_programs.go("bytehashes", stdin="".join(d.hex() + "\n" for d in data))
     fnv64 = [int(r.split("\t")[2]) for r in rows]
     path = write_csv(tmp_path / "fnv.csv", keys, [h % 10 for h in fnv64])
-    assert_found(infer_cli(path), f"fnv1a64 over 10 shards, int keys: 100.0% of {len(keys):,} pairs")
+    assert_found(infer_cli(path),
+                 f"fnv1a64 over 10 shards, int keys: 100.0% of {len(keys):,} pairs")
     ranking = json.loads(infer_cli(path, "--json"))
     assert ranking["match"]["router"] == "fnv1a64" and ranking["match"]["shards"] == 10
     assert "no router fits" in infer_cli(write_csv(tmp_path / "fnv-shuffled.csv", keys,

@@ -16,11 +16,13 @@ and the vectorised form alike.
 from __future__ import annotations
 
 import subprocess
+import sys
 import zlib
 
 import numpy as np
 import pytest
 
+from conftest import REPO
 from reference_keys import INT32_MAX, INT32_MIN, hex_lines, int_keys, text_keys
 from skewcheck import tokens
 from skewcheck.datastores import default_routing_num_shards
@@ -241,6 +243,8 @@ def test_redis_cluster_slot_map_equals_the_cluster(redis_cluster, tmp_path):
             owner_of_slot.update({s: address for s in range(lo, hi + 1)})
     order = [address for _, address in sorted(primaries)]  # shards numbered by lowest slot
     expected = [order.index(owner_of_slot[s]) for s in slots]
+    # the even-split router over 16384 shards is the slot itself
+    assert_router_equals(make_router("redis", 16384, "str"), keys, slots)
     for path in _slot_map_forms(redis_cluster, tmp_path):
         owner, nodes = load_slot_map(str(path))
         assert list(nodes) == order, path.name
@@ -341,7 +345,7 @@ def test_hand_written_hashes_equal_go_and_c(reference_programs, key_type):
 
 def test_reference_programs_are_built_by_the_script(reference_programs):
     """`make deps` runs scripts/reference-impls; a second run finds everything built."""
-    proc = subprocess.run(["python3", "scripts/reference-impls", "fetch"], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "reference-impls"), "fetch"],
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "ready" in proc.stdout
     assert "building" not in proc.stderr

@@ -27,6 +27,7 @@ from skewcheck.result import build_result
 from skewcheck.frame import Frame, FrameError
 from skewcheck.kafka.events import MALFORMED_REASONS, DecodedBatch, Decoder
 from skewcheck.limits import MAX_MISMATCH_EXAMPLES
+from skewcheck.router_params import RoutingParams
 from skewcheck.routing import make_router
 from skewcheck.summary import Summary, summarize
 from skewcheck.tally import Tally
@@ -264,6 +265,14 @@ def parse_state(raw: Any, source: str, error: type[Exception] = InconclusiveErro
         raise error(validation_message(exc, source=source, separator="; ")) from None
 
 
+def _routing_params(scenario: dict[str, Any]) -> RoutingParams:
+    """The routers' parameters the sidecars' scenario gave (rings, slot maps, ...)."""
+    try:
+        return RoutingParams.model_validate((scenario.get("routing") or {}).get("params") or {})
+    except ValidationError:
+        return RoutingParams()  # a state from another version: routers with their defaults
+
+
 def merge_states(docs: list[StateDocument], sources: list[str]) -> Tally:
     """One tally holding the sum of several instances' counts (same scenario, same consumer group)."""
     base, first_source = docs[0], sources[0]
@@ -277,7 +286,9 @@ def merge_states(docs: list[StateDocument], sources: list[str]) -> Tally:
     instances = [doc.instance for doc in docs]
     if len(set(instances)) != len(instances):
         raise UsageError("the same sidecar instance was given twice; its counts would be added twice")
-    routers = [make_router(name, base.shards, base.key_type) for name in base.router_names]
+    params = _routing_params(base.scenario)
+    routers = [make_router(name, base.shards, base.key_type, params.of(name))
+               for name in base.router_names]
     tally = Tally(routers, window_s=base.window_s)
     frames = []
     for doc, source in zip(docs, sources):  # every document is checked before anything is added
