@@ -107,3 +107,18 @@ def start_postgres() -> Iterator[PostgresServer]:
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def pg_literal_lines(keys) -> list[str]:
+    """Keys in COPY's text format (backslash, tab, newline and CR escaped)."""
+    def escape(k: str) -> str:
+        return (k.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                .replace("\r", "\\r"))
+    return [escape(k) if isinstance(k, str) else str(k) for k in keys]
+
+
+def citus_shard(hash32: int, shards: int) -> int:
+    """Citus' FindShardIntervalIndex for a uniform hash distribution, straight from its source."""
+    increment = 2**32 // shards
+    index = ((hash32 + 2**31) % 2**32) // increment  # (uint32) (hash - INT32_MIN)
+    return shards - 1 if index == shards else index

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,14 +32,9 @@ def _require(available: bool, what: str) -> None:
 @pytest.fixture(scope="session")
 def postgres():
     _require(server_bin_dir() is not None, "PostgreSQL server (Debian package postgresql)")
-    _require(shutil.which("runuser") is not None or not _is_root(), "`runuser`")
+    # as root the server runs as the package's `postgres` user, through runuser (util-linux)
+    _require(os.geteuid() != 0 or shutil.which("runuser") is not None, "`runuser`")
     yield from start_postgres()
-
-
-def _is_root() -> bool:
-    import os
-
-    return os.geteuid() == 0
 
 
 @pytest.fixture(scope="session")

@@ -4,17 +4,21 @@ hashes, the JVM) are traced back to the router and shard count; shuffled pairs f
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 
 import numpy as np
 import pytest
-
 from conftest import run_skewcheck
+from postgres_server import citus_shard, pg_literal_lines
 from reference_keys import INT32_MAX, INT32_MIN, hex_lines, int_keys, text_keys
+
+from skewcheck.frame import Frame, FrameError
 from skewcheck.gate import GateConfig, judge
 from skewcheck.result import build_result
 from skewcheck.routing import make_router
+from skewcheck.slotmap import load_slot_map
 from skewcheck.summary import summarize
 from skewcheck.tally import Tally
 
@@ -22,8 +26,6 @@ PAIRS = 3000
 
 
 def write_csv(path, keys, shards) -> str:
-    import csv
-
     with open(path, "w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
         out.writerow(["key", "shard"])
@@ -71,8 +73,6 @@ def test_infer_finds_postgres_hash_partitions(postgres, tmp_path):
 def test_infer_finds_citus_on_postgres_hashes(postgres, tmp_path):
     keys = [f"tenant-{i}" for i in range(PAIRS)] + text_keys(202, n=500)
     postgres.psql("create table inf_c (k text)")
-    from test_router_references import citus_shard, pg_literal_lines
-
     postgres.copy_in("inf_c", pg_literal_lines(keys))
     rows = postgres.psql("select encode(convert_to(k, 'UTF8'), 'hex'), hashtext(k) from inf_c")
     keys = [bytes.fromhex(h).decode() for h, _ in rows]
@@ -94,8 +94,6 @@ def test_infer_finds_the_redis_cluster_slot_map(redis_cluster, tmp_path):
     client.close()
     nodes = tmp_path / "nodes.txt"
     nodes.write_text(redis_cluster.cli("CLUSTER", "NODES"))
-    from skewcheck.slotmap import load_slot_map
-
     owner, _ = load_slot_map(str(nodes))
     shards = [int(owner[s]) for s in slots]
     scenario = tmp_path / "redis.yaml"
@@ -218,8 +216,6 @@ def test_a_runs_result_names_the_router_that_would_have_matched(tmp_path):
 
 
 def test_frames_carry_a_bounded_sample_of_pairs():
-    from skewcheck.frame import Frame
-
     worker = run_with_target(make_router("kafka", 12, "str"), text_keys(209, n=800),
                              make_router("kafka", 12, "str"))
     frame = Frame.parse(worker.frame("w1", now=1000.0).to_json(), worker.rules)
@@ -229,8 +225,6 @@ def test_frames_carry_a_bounded_sample_of_pairs():
     assert master.observed_pairs == worker.observed_pairs[:200]
     bad = frame.to_json()
     bad["observed"]["pairs"] = [["k", -1]]
-    from skewcheck.frame import FrameError
-
     with pytest.raises(FrameError):
         Frame.parse(bad, worker.rules)
 

@@ -21,11 +21,14 @@ import zlib
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+from postgres_server import citus_shard, pg_literal_lines
 from reference_keys import INT32_MAX, INT32_MIN, hex_lines, int_keys, text_keys
+
 from skewcheck import tokens
 from skewcheck.datastores import default_routing_num_shards
+from skewcheck.keytext import KeyBatch
+from skewcheck.ring import seeded_cassandra_ring
 from skewcheck.routing import make_router
 from skewcheck.slotmap import load_slot_map
 
@@ -37,14 +40,6 @@ def assert_router_equals(router, keys, expected: list[int]) -> None:
     wrong = [(k, p, e) for k, p, e in zip(keys, per_key, expected) if p != e]
     assert not wrong, f"{len(wrong)} of {len(keys)} keys disagree, e.g. {wrong[:3]}"
     assert batch.tolist() == per_key
-
-
-def pg_literal_lines(keys) -> list[str]:
-    """Keys in COPY's text format (backslash, tab, newline and CR escaped)."""
-    def escape(k: str) -> str:
-        return (k.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-                .replace("\r", "\\r"))
-    return [escape(k) if isinstance(k, str) else str(k) for k in keys]
 
 
 # ---------------------------------------------------------------------------------- PostgreSQL
@@ -73,13 +68,6 @@ def test_pg_hash_partitions_equal_postgres(postgres, column, key_type, modulus):
     assert len(partition) == len(set(map(str, keys)))
     router = make_router("pg-hash", modulus, key_type, {"column_type": column})
     assert_router_equals(router, keys, [partition[str(k)] for k in keys])
-
-
-def citus_shard(hash32: int, shards: int) -> int:
-    """Citus' FindShardIntervalIndex for a uniform hash distribution, straight from its source."""
-    increment = 2**32 // shards
-    index = ((hash32 - INT32_MIN) % 2**32) // increment
-    return shards - 1 if index == shards else index
 
 
 @pytest.mark.postgres
@@ -115,7 +103,6 @@ def test_cassandra_tokens_of_int_keys(reference_programs, int_type):
     assert [tokens.token(tokens.int_key_bytes(k, int_type)) for k in keys] == real
     assert tokens.int_tokens(np.array(keys, dtype=np.int64), int_type).tolist() == real
     ring_router = make_router("cassandra", 5, "int", {"vnodes": 8, "seed": 3, "int_type": int_type})
-    from skewcheck.ring import seeded_cassandra_ring
     ring = seeded_cassandra_ring(5, 8, 3)
     assert_router_equals(ring_router, keys, [ring.owner(t) for t in real])
 
@@ -126,15 +113,9 @@ def test_cassandra_tokens_of_text_keys(reference_programs):
     real = [int(t) for t in reference_programs.java(
         "cassandra_classpath", "CassandraTokens", "text", stdin=hex_lines(keys))]
     assert [tokens.token(k.encode()) for k in keys] == real
-    assert tokens.tokens_text(make_text(keys)).tolist() == real
+    assert tokens.tokens_text(KeyBatch.of(keys, "str").chunks()[0].text()).tolist() == real
     # tails with a byte >= 0x80 are where Cassandra's hash parts from the reference MurmurHash3
     assert any(max(k.encode()[len(k.encode()) & ~15:], default=0) >= 0x80 for k in keys)
-
-
-def make_text(keys):
-    from skewcheck.keytext import KeyBatch
-
-    return KeyBatch.of(keys, "str").chunks()[0].text()
 
 
 @pytest.mark.java
