@@ -52,8 +52,12 @@ def int_keys(keys: object) -> np.ndarray:
 def _array_of_ints(keys: object) -> np.ndarray:
     if isinstance(keys, (str, bytes)):
         raise UsageError("keys must be a sequence of keys, not a single string")
+    items = list(keys)  # type: ignore[call-overload]
+    bad = next((k for k in items if type(k) is bool or type(k) is np.bool_), None)
+    if bad is not None:  # numpy would quietly take True for 1 in a list of ints
+        raise UsageError(f"key {bad!r} is not an integer")
     try:
-        return np.asarray(list(keys))  # type: ignore[call-overload]
+        return np.asarray(items)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"int keys must be a sequence of integers: {exc}") from None
 

@@ -374,3 +374,24 @@ def test_every_router_through_the_cli_matches_the_library():
         assert result.returncode == 0, (name, result.stderr)
         router = make_router(name, 12, "int", params)
         assert [int(s) for s in result.stdout.split()] == [router.shard(int(k)) for k in keys]
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETERISED) + ["vitess-hash"])
+def test_bad_keys_are_refused_per_key_and_per_batch(name):
+    router = make_router(name, 12, "int", PARAMETERISED.get(name, {}))
+    for bad in ["5", 5.0, True, 2**63, INT64_MIN - 1, None]:
+        with pytest.raises(UsageError):
+            router.shard(bad)
+        with pytest.raises(UsageError):
+            router.shard_many([1, bad])
+    assert router.shard(np.int64(5)) == router.shard(5)
+    if name == "vitess-hash":
+        return
+    router = make_router(name, 12, "str", PARAMETERISED[name])
+    for bad in ["\ud800", "a\udcffb"]:  # no UTF-8 form: refused before anything is hashed
+        with pytest.raises(UsageError, match="surrogate"):
+            router.shard(bad)
+        with pytest.raises(UsageError, match="surrogate"):
+            router.shard_many(["ok", bad])
+    with pytest.raises(UsageError):
+        router.shard(5)
