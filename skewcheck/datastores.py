@@ -256,6 +256,9 @@ def ketama_router(shards: int, key_type: str,
                   params: KetamaParams) -> tuple[ScalarRoute, ChunkRoute]:
     ring = ketama_continuum(shards, params)
     text = _key_text(key_type)
+    if params.hash == "fnv1a_64":
+        return (lambda key: ring.owner(ketama.twemproxy_fnv1a_64(text(key))),
+                lambda chunk: ring.owners_of(ketama.twemproxy_fnv1a_64_text(chunk.text())))
     return (lambda key: ring.owner(md5_word(text(key))),
             lambda chunk: ring.owners_of(md5_first_word_text(chunk.text())))
 

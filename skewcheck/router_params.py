@@ -56,7 +56,10 @@ class RedisClusterParams(_Params):
 
 
 class KetamaParams(_Params):
-    servers: Optional[tuple[str, ...]] = None  # host[:port[:weight]] in client order
+    # host[:port[:weight]] in client order; twemproxy's "host:port:weight name" too
+    servers: Optional[tuple[str, ...]] = None
+    # the key hash: libmemcached's ketama uses md5; a twemproxy pool its `hash` (fnv1a_64 default)
+    hash: Literal["md5", "fnv1a_64"] = "md5"
 
 
 class VitessParams(_Params):

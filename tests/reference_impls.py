@@ -18,6 +18,7 @@ import pytest
 
 from postgres_server import server_bin_dir, start_postgres
 from redis_cluster import start_redis_cluster
+from twemproxy import start_twemproxy
 
 REPO = Path(__file__).resolve().parent.parent
 KETAMA_WEIGHTED = 16  # MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED in libmemcached-1.0/types/behavior.h
@@ -43,6 +44,20 @@ def redis_cluster():
     _require(server is not None, "`redis-server` (Debian package redis-server)")
     _require(cli is not None, "`redis-cli` (Debian package redis-tools)")
     yield from start_redis_cluster(server, cli)  # type: ignore[arg-type]
+
+
+TWEMPROXY_POOLS = {"md5pool": ("md5", False), "fnvpool": ("fnv1a_64", True)}
+
+
+@pytest.fixture(scope="session")
+def twemproxy():
+    """nutcracker with a ketama pool hashing keys with md5 (servers unnamed) and one with its
+    default fnv1a_64 (servers named mc-0, mc-1, ...), both over the same four memcached."""
+    memcached = shutil.which("memcached")
+    nutcracker = shutil.which("nutcracker") or shutil.which("/usr/sbin/nutcracker")
+    _require(memcached is not None, "`memcached` (Debian package memcached)")
+    _require(nutcracker is not None, "`nutcracker` (Debian package nutcracker: twemproxy)")
+    yield from start_twemproxy(memcached, nutcracker, TWEMPROXY_POOLS)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -82,6 +82,17 @@ def test_many_chunks_of_long_keys(monkeypatch, name):
     assert router.shard_many(np.array(ints)).tolist() == [router.shard(k) for k in ints]
 
 
+def test_twemproxy_fnv1a_64_per_key_equals_vectorised():
+    from skewcheck.ketama import twemproxy_fnv1a_64
+
+    keys = text_keys(8, n=3000, nul=True)
+    router = make_router("ketama", 5, "str", {"hash": "fnv1a_64", "servers": [
+        f"10.0.0.{i}:11211:1 cache-{i}" for i in range(5)]})
+    assert router.shard_many(keys).tolist() == [router.shard(k) for k in keys]
+    # C's signed char: a byte >= 0x80 enters the state as 0xFFFFFFxx
+    assert twemproxy_fnv1a_64(b"\xe9") == ((0x84222325 ^ 0xFFFFFFE9) * 0x1B3) % 2**32
+
+
 def test_routers_pickle_and_compare_with_their_parameters():
     a = make_router("cassandra", 3, "str", {"vnodes": 8})
     assert a == make_router("cassandra", 3, "str", {"vnodes": 8, "seed": 0})

@@ -157,7 +157,7 @@ def test_infer_finds_ketama(libmemcached, tmp_path):
                         "gate: {max_shard_share: 0.5}\n")
     path = write_csv(tmp_path / "ketama.csv", keys, shards)
     out = infer_cli(path, "--config", str(scenario))
-    assert out.splitlines()[0].startswith("ketama(servers=cache1:11211,") and \
+    assert out.splitlines()[0].startswith("ketama(hash=md5, servers=cache1:11211,") and \
         out.splitlines()[0].endswith(f"over 5 shards, str keys: 100.0% of {len(keys):,} pairs")
     # without the servers no ketama candidate exists, and nothing else fits
     assert "no router fits" in infer_cli(path, expect=3)

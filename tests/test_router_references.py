@@ -280,6 +280,28 @@ def test_ketama_equals_libmemcached(libmemcached, servers):
         assert_router_equals(router, keys, real)
 
 
+def memcached_keys(seed: int) -> list[str]:
+    """Text keys memcached takes: no whitespace or control characters, at most 250 bytes."""
+    keys = [k for k in text_keys(seed, nul=False)
+            if k and len(k.encode()) <= 250 and not any(c.isspace() or ord(c) < 0x21 for c in k)]
+    return keys[:4000]
+
+
+@pytest.mark.memcached
+@pytest.mark.parametrize("pool,key_hash,named", [("md5pool", "md5", False),
+                                                  ("fnvpool", "fnv1a_64", True)])
+def test_ketama_equals_twemproxy(twemproxy, pool, key_hash, named):
+    keys = memcached_keys(103 if named else 104)
+    real = twemproxy.servers_of(pool, [k.encode() for k in keys])
+    servers = [f"127.0.0.1:{port}:1" + (f" mc-{i}" if named else "")
+               for i, port in enumerate(twemproxy.memcached_ports)]
+    router = make_router("ketama", len(servers), "str", {"servers": servers, "hash": key_hash})
+    assert_router_equals(router, keys, real)
+    assert len(set(real)) == len(servers)
+    # bytes >= 0x80 are where twemproxy's signed-char fnv1a_64 parts from plain FNV-1a
+    assert any(max(k.encode()) >= 0x80 for k in keys)
+
+
 # ---------------------------------------------------------------------------------- Vitess
 
 
