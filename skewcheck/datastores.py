@@ -14,7 +14,7 @@ from typing import Any, Callable
 import mmh3
 import numpy as np
 
-from skewcheck import checksums, des, ketama, pghash, slotmap, tokens, xxh64
+from skewcheck import checksums, des, ketama, mongohash, pghash, slotmap, tokens, xxh64
 from skewcheck.errors import UsageError
 from skewcheck.hashes import REDIS_SLOTS, crc16_text, murmur3_32_text, redis_slot
 from skewcheck.keytext import INT64_MAX, INT64_MIN, KeyChunk, checked_int, checked_str, \
@@ -357,6 +357,12 @@ def _range_values(over: str, key_type: str) -> tuple[Callable[[Any], Any], Chunk
     if over == "crc32":
         return (lambda key: checksums.crc32(text(key)),
                 lambda chunk: checksums.crc32_text(chunk.text()))
+    if over == "mongo-hash":  # an int key is a NumberLong, a str key a String
+        if key_type == "int":
+            return (lambda key: mongohash.mongo_hash_int(_int_key(key)),
+                    lambda chunk: mongohash.mongo_hashes_int(chunk.keys))
+        return (lambda key: mongohash.mongo_hash_str(_utf8(key)),
+                lambda chunk: mongohash.mongo_hashes_str(chunk.keys))
     column = "int8" if key_type == "int" else "text"  # pg-hash: Citus' signed int32 hash values
     scalar, batch = _pg_hash32(column, key_type)
     def signed(h: int) -> int:
@@ -407,7 +413,7 @@ def range_router(shards: int, key_type: str, params: RangeParams) -> tuple[Scala
         table = np.empty(len(splits), dtype=object)
         table[:] = splits
     else:
-        signed = params.over in ("key", "pg-hash")
+        signed = params.over in ("key", "pg-hash", "mongo-hash")
         low, high = (-(1 << 63), (1 << 63) - 1) if signed else (0, (1 << 64) - 1)
         if any(not low <= v <= high for v in splits):
             raise UsageError(f"routing.params.range: split points lie outside the values "

@@ -267,6 +267,11 @@ def utf16_of_int_text(text: KeyText) -> KeyText:
     return KeyText(rows.ravel(), base, text.lengths * 2, None, longest_first=False, rows=rows)
 
 
+def bytes_text(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> KeyText:
+    """KeyText of keys that are the byte ranges [start, start + length) of `data` (uint8)."""
+    return _packed_text(data, starts, lengths)
+
+
 def fixed_width_text(data: np.ndarray, width: int) -> KeyText:
     """KeyText of keys that are consecutive `width`-byte records of `data` (uint8)."""
     n = data.size // width

@@ -41,6 +41,17 @@ def _message_word(text: KeyText, w: np.ndarray | int, blocks: np.ndarray) -> np.
 
 def md5_first_word_text(text: KeyText) -> np.ndarray:
     """md5_word(key, 0) of every key of a KeyText (uint32), in the caller's key order."""
+    return text.restore(_md5_state(text)[0])
+
+
+def md5_first64_text(text: KeyText) -> np.ndarray:
+    """The digest's first 8 bytes as a little-endian uint64, for every key of a KeyText."""
+    state = _md5_state(text)
+    return text.restore(state[0].astype(np.uint64) | (state[1].astype(np.uint64) << np.uint64(32)))
+
+
+def _md5_state(text: KeyText) -> list[np.ndarray]:
+    """The four 32-bit words of every key's digest, in the KeyText's order."""
     n = len(text)
     blocks = (text.lengths + 8) // 64 + 1
     state = [np.full(n, x, dtype=_U32) for x in _INIT]
@@ -63,4 +74,4 @@ def md5_first_word_text(text: KeyText) -> np.ndarray:
             b = b + ((f << _U32(s)) | (f >> _U32(32 - s)))
         for old, new in zip(state, (a, b, c, d)):
             np.putmask(old, live, old + new)
-    return text.restore(state[0])
+    return state

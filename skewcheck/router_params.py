@@ -68,7 +68,9 @@ class VitessParams(_Params):
 
 
 class RangeParams(_Params):
-    over: Literal["key", "murmur3", "xxhash64", "crc32", "pg-hash"] = "key"
+    # what the split points divide: the key itself, or a hash of it (mongo-hash: MongoDB's
+    # hashed shard key; pg-hash: Citus' int32 hash)
+    over: Literal["key", "murmur3", "xxhash64", "crc32", "pg-hash", "mongo-hash"] = "key"
     splits: Optional[tuple[int | str, ...]] = None  # shard i holds [splits[i-1], splits[i])
     splits_file: Optional[str] = None  # one split point per line
 

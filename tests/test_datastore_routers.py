@@ -33,6 +33,8 @@ PARAMETERISED = {
     "ketama": {}, "vitess-xxhash": {}, "crc32": {}, "fnv1a32": {}, "fnv1a64": {}, "xxhash64": {},
     "range": {"over": "murmur3", "splits": [i * (2**32 // 12) for i in range(1, 12)]},
 }
+# MongoDB hashed chunks: 12 chunks split evenly over the int64 hash values
+MONGO_CHUNKS = {"over": "mongo-hash", "splits": [-(2**63) + i * (2**64 // 12) for i in range(1, 12)]}
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -91,6 +93,33 @@ def test_twemproxy_fnv1a_64_per_key_equals_vectorised():
     assert router.shard_many(keys).tolist() == [router.shard(k) for k in keys]
     # C's signed char: a byte >= 0x80 enters the state as 0xFFFFFFxx
     assert twemproxy_fnv1a_64(b"\xe9") == ((0x84222325 ^ 0xFFFFFFE9) * 0x1B3) % 2**32
+
+
+# MongoDB's published vectors: src/mongo/db/hasher_test.cpp (and the startup check, 42)
+MONGO_HASH = {1: 5902408780260971510, -1: 1140205862565771219, -(2**31): 6165898260261354870,
+              2**31 - 1: 1143184177162245883, INT64_MAX: 921523596458303250,
+              INT64_MIN: 4532067210535695462, 42: -944302157085130861,
+              "abc": 8478485326885698097, "": 2049396243249673340}
+
+
+def test_mongodb_hashed_chunks_published_vectors():
+    splits = sorted(set(MONGO_HASH.values()))  # a chunk starts at every vector's hash
+    for key, value in MONGO_HASH.items():
+        key_type = "str" if isinstance(key, str) else "int"
+        router = make_router("range", len(splits) + 1, key_type,
+                             {"over": "mongo-hash", "splits": splits})
+        expected = splits.index(value) + 1  # the chunk [value, next split)
+        assert router.shard(key) == expected
+        assert router.shard_many([key]).tolist() == [expected]
+
+
+@pytest.mark.parametrize("key_type", ["int", "str"])
+def test_mongodb_hashed_chunks_per_key_equals_vectorised(key_type):
+    router = make_router("range", 12, key_type, MONGO_CHUNKS)
+    keys = int_keys(9, n=3000) if key_type == "int" else text_keys(9, n=3000, nul=True)
+    batch = router.shard_many(np.array(keys) if key_type == "int" else keys)
+    assert batch.tolist() == [router.shard(k) for k in keys]
+    assert len(set(batch.tolist())) == 12
 
 
 def test_routers_pickle_and_compare_with_their_parameters():
