@@ -403,10 +403,11 @@ def test_route_cli_params_and_describe():
     assert len(bad.stderr.splitlines()) == 1 and "Traceback" not in bad.stderr
 
 
-def test_every_router_through_the_cli_matches_the_library():
+@pytest.mark.parametrize("name", ["redis-cluster", "range", "cassandra", "ketama"])
+def test_routers_with_parameters_through_the_cli_match_the_library(name):
     rng = random.Random(3)
     keys = [str(rng.randrange(-(2**63), 2**63)) for _ in range(50)]
-    for name, params in PARAMETERISED.items():
+    for params in [PARAMETERISED[name]]:
         args = ["route", "--router", name, "--shards", "12"]
         for k, v in params.items():
             args += ["--param", f"{k}={json.dumps(v)}"]  # JSON is YAML

@@ -346,6 +346,8 @@ def test_hand_written_hashes_equal_go_and_c(reference_programs, key_type):
                                  [h % shards for h in real])
 
 
+@pytest.mark.java
+@pytest.mark.go
 def test_reference_programs_are_built_by_the_script(reference_programs):
     """`make deps` runs scripts/reference-impls; a second run finds everything built."""
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "reference-impls"), "fetch"],
