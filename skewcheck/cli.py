@@ -15,6 +15,7 @@ from skewcheck.report.escape import printable, printable_lines
 # subcommand name -> module in skewcheck.commands exposing add_parser(subparsers) and run(args) -> int
 COMMANDS = {
     "route": "route",
+    "infer": "infer",
     "plan": "plan",
     "gate": "gate",
     "leak-diff": "leak_diff",

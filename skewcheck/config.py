@@ -15,7 +15,8 @@ from skewcheck.keys import KINDS as _KINDS
 from skewcheck.keys import KeySpec
 from skewcheck.leak.config import LeakConfig
 from skewcheck.limits import MAX_CONFIG_NODES, MAX_SCENARIO_SHARDS, MAX_TALLY_CELLS, MAX_WINDOW_S
-from skewcheck.routing import ROUTER_NAMES
+from skewcheck.router_params import FILE_PARAMS, RoutingParams
+from skewcheck.routing import ROUTER_NAMES, Router, make_router
 from skewcheck.summary import REFERENCE_ROUTER
 
 REPORT_FORMATS = ("json", "junit", "markdown", "html")
@@ -35,6 +36,8 @@ class RoutingConfig(_Model):
     primary: str = "mod"  # what the system under test does
     compare: list[str] = Field(default_factory=lambda: [REFERENCE_ROUTER])  # what-if routers
     key_type: Literal["int", "str"] = "int"
+    # each router's parameters under its name (ring files, slot maps, split points, seeds, ...)
+    params: RoutingParams = Field(default_factory=RoutingParams)
 
     @field_validator("primary")
     @classmethod
@@ -51,6 +54,11 @@ class RoutingConfig(_Model):
         if self.key_type == "str" and "mod" in [self.primary, *self.compare]:
             raise ValueError("router mod needs int keys (key_type: int)")
         return self
+
+    def router(self, name: str, shards: int) -> Router:
+        """Router `name` over `shards` shards, with this section's key type and its parameters."""
+        params = self.params.of(name)
+        return make_router(name, shards, self.key_type, params)
 
     @property
     def router_names(self) -> list[str]:
@@ -148,6 +156,16 @@ class Scenario(_Model):
     load: LoadConfig = Field(default_factory=LoadConfig)
 
     @model_validator(mode="after")
+    def _routers_build(self) -> "Scenario":
+        # a ring, slot map or split list must agree with `shards`; files must be readable
+        for name in self.routing.router_names:
+            try:
+                self.routing.router(name, self.shards)
+            except UsageError as exc:
+                raise ValueError(f"routing: router {name}: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
     def _limit_reachable(self) -> "Scenario":
         problem = limit_problem(self.shards, self.gate.max_shard_share)
         if problem:
@@ -204,6 +222,21 @@ def _anchor_replay_paths(node: Any, base: Path) -> None:
     elif isinstance(node, list):
         for item in node:
             _anchor_replay_paths(item, base)
+
+
+def _anchor_router_files(routing: Any, base: Path) -> None:
+    """Ring files, slot maps and split files named relative to the scenario file are found next
+    to it, wherever you run."""
+    params = routing.get("params") if isinstance(routing, dict) else None
+    if not isinstance(params, dict):
+        return
+    for options in params.values():
+        if not isinstance(options, dict):
+            continue
+        for key in FILE_PARAMS:
+            path = options.get(key)
+            if isinstance(path, str) and not Path(path).is_absolute():
+                options[key] = str(base / path)
 
 
 def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
@@ -275,6 +308,7 @@ def parse_scenario(text: str, source: str = "<config>", base_dir: Path | None = 
         raise UsageError(f"{source}: a scenario is a YAML mapping (shards:, routing:, keys:, ...)")
     if base_dir is not None:
         _anchor_replay_paths(data.get("keys"), base_dir)
+        _anchor_router_files(data.get("routing"), base_dir)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:

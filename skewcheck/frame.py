@@ -36,6 +36,7 @@ from skewcheck.limits import (
     MAX_FRAME_REQUESTS,
     MAX_FRAME_WINDOW_S,
     MAX_KEY_CHARS,
+    MAX_FRAME_PAIRS,
     MAX_MISMATCH_EXAMPLES,
     MAX_SOURCE_CHARS,
     MAX_TOP_KEYS,
@@ -93,6 +94,8 @@ class ObservedPart(_Part):
     mismatches: Count = 0
     examples: Annotated[list[tuple[StrictStr, StrictInt, Int64]],
                         Field(max_length=MAX_MISMATCH_EXAMPLES)] = Field(default_factory=list)
+    # a sample of (key, shard the target reported), for `skewcheck infer`
+    pairs: Annotated[list[tuple[StrictStr, Int64]], Field(max_length=MAX_FRAME_PAIRS)] | None = None
 
 
 class Frame(_Part):
@@ -166,6 +169,12 @@ class Frame(_Part):
             return []
         as_int = self._rules is not None and self._rules.key_type == "int"
         return [(int(k) if as_int else k, p, o) for k, p, o in self.observed.examples]
+
+    def typed_pairs(self) -> list[tuple[int | str, int]]:
+        if self.observed is None or not self.observed.pairs:
+            return []
+        as_int = self._rules is not None and self._rules.key_type == "int"
+        return [(int(k) if as_int else k, s) for k, s in self.observed.pairs]
 
 
 def dense(sparse: dict[str, int], size: int) -> np.ndarray:
@@ -246,6 +255,12 @@ def _check(frame: Frame, rules: FrameRules) -> None:
             if not 0 <= predicted < rules.shards:
                 raise FrameError(SHARD_OUT_OF_RANGE, f"mismatch example: predicted shard {predicted} "
                                  f"is outside 0..{rules.shards - 1}")
+        for key, shard in obs.pairs or ():
+            _check_key(key, rules.key_type, "observed pair")
+            if shard < 0:
+                raise FrameError(SHARD_OUT_OF_RANGE, f"observed pair: shard {shard} is negative")
+        if len(obs.pairs or ()) > obs.requests:
+            raise FrameError(INCONSISTENT_FRAME, "observed pairs exceed the observed requests")
 
 
 def _check_shards(counts: dict[str, int], shards: int, what: str) -> None:

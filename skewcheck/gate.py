@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -220,7 +220,8 @@ def mismatch_check(summary: Summary, max_rate: float) -> Check | None:
         return Check("routing_emulation", "inconclusive",
                      f"{summary.primary} predicted a different shard than the target's X-Shard on "
                      f"{summary.observed_mismatches:,} of {summary.observed_requests:,} requests ({examples}): "
-                     "the emulation or the config's routing/shards is wrong",
+                     "the emulation or the config's routing/shards is wrong"
+                     f"{_would_have_matched(summary)}",
                      summary.primary, None, rate, max_rate, details)
     return Check("routing_emulation", "pass",
                  f"the target's X-Shard agreed with {summary.primary} on all "
@@ -241,6 +242,31 @@ def unreached_check(summary: Summary, max_ratio: float) -> Check | None:
                      None, None, ratio, max_ratio, details)
     return Check("unreached_requests", "pass", f"{text}, within {limit_text(max_ratio)}", None, None,
                  ratio, max_ratio, details)
+
+
+_MATCHED: dict[tuple[Any, ...], str] = {}  # live views judge the same sample again and again
+
+
+def _would_have_matched(summary: Summary) -> str:
+    """The candidate router that routes the run's sampled (key, X-Shard) pairs, if one does."""
+    from skewcheck.errors import InconclusiveError
+    from skewcheck.infer import infer
+
+    pairs = summary.observed_pairs
+    if not pairs:
+        return ""
+    seen = (len(pairs), tuple(pairs[0]), tuple(pairs[-1]))
+    if seen not in _MATCHED:
+        try:
+            found = infer([(str(k), s) for k, s in pairs]).match
+        except InconclusiveError:
+            text = ""
+        else:
+            text = ("; no router skewcheck knows fits the observed shards (skewcheck infer "
+                    "ranks them)" if found is None else f"; {found.describe()} would have matched")
+        _MATCHED.clear()
+        _MATCHED[seen] = text
+    return _MATCHED[seen]
 
 
 def failures_check(summary: Summary) -> Check | None:

@@ -17,3 +17,5 @@ MAX_SCENARIO_SHARDS = 1_000_000  # a tally is routers × shards × window slots 
 MAX_WINDOW_S = 600.0  # the live window; one slot a second
 MAX_TALLY_CELLS = 64 << 20  # routers × shards × window slots: 512 MiB of counts at most
 MAX_CONFIG_NODES = 100_000  # values a scenario may expand to (YAML aliases included)
+MAX_OBSERVED_PAIRS = 5000  # (key, X-Shard) pairs a run keeps for `skewcheck infer`
+MAX_FRAME_PAIRS = 200  # of those, what one frame carries (frames stay small)

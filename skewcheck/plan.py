@@ -16,7 +16,6 @@ from skewcheck.config import Scenario
 from skewcheck.errors import UsageError
 from skewcheck.gate import GateConfig, judge, row_status
 from skewcheck.result import build_result
-from skewcheck.routing import make_router
 from skewcheck.summary import summarize
 from skewcheck.tally import Tally
 
@@ -31,10 +30,9 @@ def run_plan(scenario: Scenario, requests: int | None = None, progress: Progress
     primary = scenario.routing.primary
     # the primary goes first: the summary judges the first router of a tally
     names = [primary, *(n for n in (cfg.routers or scenario.routing.router_names) if n != primary)]
-    key_type = scenario.routing.key_type
     shard_counts = list(dict.fromkeys([scenario.shards, *cfg.shard_sweep]))
     tallies = {
-        k: Tally([make_router(n, k, key_type) for n in names], window_s=scenario.window_s, clock=lambda: 0.0)
+        k: Tally([scenario.routing.router(n, k) for n in names], window_s=scenario.window_s, clock=lambda: 0.0)
         for k in shard_counts
     }
     dist = scenario.build_distribution()

@@ -64,6 +64,7 @@ class ObservedCounts(_Section):
     requests: Count = 0
     mismatches: Count = 0
     mismatch_examples: list[MismatchExample] = Field(default_factory=list)
+    pairs: Optional[list[tuple[Union[str, int], int]]] = None  # (key, X-Shard) sample, for infer
 
 
 class CheckRecord(_Section):
@@ -204,6 +205,7 @@ def build_result(
             "mismatches": summary.observed_mismatches,
             "mismatch_examples": [{"key": str(k), "predicted": p, "observed": o}
                                   for k, p, o in summary.mismatch_examples],
+            "pairs": [[str(k), s] for k, s in summary.observed_pairs],
         },
         "key_f2": summary.key_f2,
         "distinct_keys": summary.distinct_keys,
@@ -216,9 +218,25 @@ def build_result(
         "diagnosis": {"kind": judgement.diagnosis.kind, "message": judgement.diagnosis.message,
                       "fix": judgement.diagnosis.fix},
         "verdict": judgement.verdict.to_json(),
+        "router_labels": router_labels(list(summary.routers), scenario or {}),
         **(extra or {}),
     }
     return ResultDocument.model_validate(plain(raw)).to_json()
+
+
+def router_labels(names: list[str], scenario: dict[str, Any]) -> dict[str, str]:
+    """Each router as reports name it, with the parameters the scenario gave it."""
+    from skewcheck.router_params import canonical_params, label, parse_params
+
+    given = (scenario.get("routing") or {}).get("params") or {}
+    labels = {}
+    for name in names:
+        raw = given.get(name, given.get(name.replace("-", "_")))
+        try:
+            labels[name] = label(name, canonical_params(parse_params(name, raw)))
+        except UsageError:
+            labels[name] = name  # a result from elsewhere: name it as it came
+    return labels
 
 
 def load_result(path: str | Path) -> tuple[dict[str, Any], ResultDocument]:

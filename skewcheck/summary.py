@@ -99,6 +99,7 @@ class Summary:
     observed_requests: int = 0
     observed_mismatches: int = 0
     mismatch_examples: list[tuple[Any, int, int]] = field(default_factory=list)
+    observed_pairs: list[tuple[Any, int]] = field(default_factory=list)  # (key, X-Shard) sample
 
     @property
     def primary_summary(self) -> RouterSummary:
@@ -300,6 +301,7 @@ def summarize(tally: Any, now: float | None = None) -> Summary:
         observed_requests=tally.observed_requests,
         observed_mismatches=tally.observed_mismatches,
         mismatch_examples=list(tally.mismatch_examples),
+        observed_pairs=list(tally.observed_pairs),
     )
 
 

@@ -26,7 +26,13 @@ from skewcheck.errors import UsageError
 from skewcheck.frame import Frame, FrameRules, ObservedPart, dense, sparse
 from skewcheck.hashes import murmur3_32_text
 from skewcheck.keytext import INT64_MAX, INT64_MIN, KeyBatch, KeyChunk, checked_int, checked_str
-from skewcheck.limits import MAX_FRAME_WINDOW_S, MAX_MISMATCH_EXAMPLES
+from skewcheck.limits import (
+    MAX_KEY_CHARS,
+    MAX_FRAME_PAIRS,
+    MAX_FRAME_WINDOW_S,
+    MAX_MISMATCH_EXAMPLES,
+    MAX_OBSERVED_PAIRS,
+)
 from skewcheck.sketch import (
     DEFAULT_TOP_CAPACITY,
     F2_BUCKETS,
@@ -43,6 +49,16 @@ PENDING_KEYS = 8192  # keys `add` holds before they are counted as one batch
 _BUCKET_MASK = np.uint32(F2_BUCKETS - 1)
 
 
+def _counted_keys(keys: Any, key_type: str) -> KeyBatch:
+    """A batch a tally may count: routable, and no str key longer than MAX_KEY_CHARS (an ID, not a
+    document; a frame could not carry it to the master or the sidecar)."""
+    batch = KeyBatch.of(keys, key_type)
+    if key_type == "str" and len(batch) and max(map(len, batch.keys)) > MAX_KEY_CHARS:
+        long = next(k for k in batch.keys if len(k) > MAX_KEY_CHARS)
+        raise UsageError(f"key {long[:40]!r}… is longer than {MAX_KEY_CHARS} characters")
+    return batch
+
+
 def _key_hash(chunk: KeyChunk) -> np.ndarray:
     """Each key's sketch hash: murmur3 under a seed no router uses, from the shared text. Its low
     bits are the F2 bucket and the HLL register, the rest the HLL rank."""
@@ -53,7 +69,7 @@ class _Increment:
     """What one routed batch adds: computed once, added to a tally and to its followers."""
 
     __slots__ = ("requests", "per_router", "buckets", "registers", "top", "failures", "unreached",
-                 "observed", "observed_requests", "mismatches", "examples")
+                 "observed", "observed_requests", "mismatches", "examples", "pairs")
 
     def __init__(self, requests: int, per_router: list[np.ndarray], buckets: np.ndarray,
                  registers: np.ndarray, top: tuple[list, int, int]) -> None:
@@ -68,6 +84,7 @@ class _Increment:
         self.observed_requests = 0
         self.mismatches = 0
         self.examples: list[tuple[int | str, int, int]] = []
+        self.pairs: list[tuple[int | str, int]] = []
 
 
 class Tally:
@@ -121,6 +138,7 @@ class Tally:
         self.observed_requests = 0
         self.observed_mismatches = 0
         self.mismatch_examples: list[tuple[int | str, int, int]] = []
+        self.observed_pairs: list[tuple[int | str, int]] = []  # (key, X-Shard), for infer
         self.unroutable = 0  # keys no router could take (not an int64 / not text), not counted
         self.unroutable_example: str | None = None
         self.followers: list[Tally] = []
@@ -187,7 +205,7 @@ class Tally:
                 flags = np.zeros(len(keys), dtype=bool)
                 flags[failed] = True
             try:
-                batch = KeyBatch.of(keys, self.key_type)
+                batch = _counted_keys(keys, self.key_type)
             except UsageError:
                 batch, observed, flags = self._routable(keys, observed, flags)
             if len(batch):
@@ -206,7 +224,7 @@ class Tally:
     def _routable_key(self, key: Any) -> bool:
         check = checked_int if self.key_type == "int" else checked_str
         try:
-            KeyBatch.of([check(key)], self.key_type)  # e.g. text that UTF-8 can't encode
+            _counted_keys([check(key)], self.key_type)  # e.g. text that UTF-8 can't encode
         except UsageError as exc:
             self.unroutable += 1
             if self.unroutable_example is None:
@@ -233,7 +251,7 @@ class Tally:
         requests that failed. A key no router takes raises UsageError before anything is counted."""
         if len(keys) == 0:
             return
-        batch = KeyBatch.of(keys, self.key_type)
+        batch = _counted_keys(keys, self.key_type)
         self._at(self.clock() if ts is None else ts)
         flags = None if failed is None or not np.any(failed) else np.asarray(failed, dtype=bool)
         self._count(batch, None if observed is None else list(observed), flags)
@@ -279,6 +297,10 @@ class Tally:
         inc.mismatches = len(mismatched)
         inc.examples = [(keys.key(i), int(predicted[i]), int(got[i]))
                         for i in mismatched[:MAX_MISMATCH_EXAMPLES].tolist()]
+        room = MAX_OBSERVED_PAIRS - len(self.observed_pairs)
+        if room > 0:
+            answered = np.flatnonzero(got >= 0)[:room].tolist()
+            inc.pairs = [(keys.key(i), int(got[i])) for i in answered]
         return np.where((got >= 0) & (got < self.shards), got, predicted)
 
     def _add(self, inc: _Increment) -> None:
@@ -299,6 +321,12 @@ class Tally:
             self.observed_mismatches += inc.mismatches
             room = MAX_MISMATCH_EXAMPLES - len(self.mismatch_examples)
             self.mismatch_examples.extend(inc.examples[:max(room, 0)])
+            self._keep_pairs(inc.pairs)
+
+    def _keep_pairs(self, pairs: list[tuple[int | str, int]]) -> None:
+        room = MAX_OBSERVED_PAIRS - len(self.observed_pairs)
+        if room > 0 and pairs:
+            self.observed_pairs.extend(pairs[:room])
 
     # --- frames -----------------------------------------------------------------------------
 
@@ -338,6 +366,7 @@ class Tally:
             self.observed_mismatches += obs.mismatches
             room = MAX_MISMATCH_EXAMPLES - len(self.mismatch_examples)
             self.mismatch_examples.extend(frame.typed_examples()[:max(room, 0)])
+            self._keep_pairs(frame.typed_pairs())
 
     def drain_frame(self, source: str, now: float | None = None) -> Frame:
         """Everything counted since the last drain, as a frame; then start afresh."""
@@ -355,7 +384,9 @@ class Tally:
         if self.observed_requests:
             observed = ObservedPart(shards=sparse(self.observed), requests=self.observed_requests,
                                     mismatches=self.observed_mismatches,
-                                    examples=[(str(k), p, o) for k, p, o in self.mismatch_examples])
+                                    examples=[(str(k), p, o) for k, p, o in self.mismatch_examples],
+                                    pairs=[(str(k), s) for k, s in
+                                           self.observed_pairs[:MAX_FRAME_PAIRS]] or None)
         return Frame.of_counts(
             self.rules,
             source=source,
@@ -387,6 +418,7 @@ class Tally:
         other.top = HeavyHitters(self.top.capacity)
         other.top.merge(self.top)
         other.mismatch_examples = list(self.mismatch_examples)
+        other.observed_pairs = list(self.observed_pairs)
         other._pending_keys, other._pending_observed = [], []
         other.followers = []
         return other
@@ -411,6 +443,7 @@ class Tally:
         self._pending_unreached = []
         self.observed_requests = self.observed_mismatches = 0
         self.mismatch_examples.clear()
+        self.observed_pairs = []
         self.unroutable = 0
         self.unroutable_example = None
 

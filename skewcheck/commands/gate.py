@@ -152,6 +152,7 @@ def summary_from_result(doc: ResultDocument, key_type: str = "int") -> Summary:
         observed_requests=obs.requests,
         observed_mismatches=obs.mismatches,
         mismatch_examples=[(e.key, e.predicted, e.observed) for e in obs.mismatch_examples],
+        observed_pairs=[(str(k), s) for k, s in obs.pairs or ()],
     )
 
 

@@ -30,7 +30,6 @@ from skewcheck.gate import Evidence, judge
 from skewcheck.keys import KeySupply, ends
 from skewcheck.locust.options import scenario_from_options
 from skewcheck.report.escape import printable_lines
-from skewcheck.routing import make_router
 from skewcheck.summary import summarize
 from skewcheck.tally import Tally
 from skewcheck.verdict import Check
@@ -132,7 +131,7 @@ def role_of(environment: Environment) -> str:
 
 
 def build(environment: Environment, scenario: Scenario) -> SkewRun:
-    routers = [make_router(name, scenario.shards, scenario.routing.key_type) for name in scenario.routing.router_names]
+    routers = [scenario.routing.router(name, scenario.shards) for name in scenario.routing.router_names]
     role = role_of(environment)
     seed = scenario.seed
     if role == "worker":  # each worker draws its own key stream from the same distribution

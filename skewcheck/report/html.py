@@ -97,6 +97,9 @@ def render(doc: dict[str, Any]) -> str:
         f'<span class="status" id="verdict" style="background:{COLOR[status]}">{escape(status.upper())}</span></h1>',
         f"<p>{s['requests']:,} requests over {s['shards']} shards; primary router "
         f"<code>{escape(s['primary'])}</code>; exit code {v['exit_code']}.</p>",
+        *[f"<p>Routers with parameters: {'; '.join(f'<code>{escape(t)}</code>' for t in labels)}</p>"
+          for labels in [[t for n, t in (doc.get("router_labels") or {}).items() if t != n]]
+          if labels],
         "<h2>Checks</h2><table><tr><th>rule</th><th>router</th><th>status</th><th>detail</th></tr>",
     ]
     for c in v["checks"]:

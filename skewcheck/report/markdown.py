@@ -29,12 +29,18 @@ def _fence(text: str) -> str:
     return f"{fence}\n{text}\n{fence}"
 
 
+def _labelled(doc: dict[str, Any]) -> list[str]:
+    labels = [text for name, text in (doc.get("router_labels") or {}).items() if text != name]
+    return ["", "Routers with parameters: " + "; ".join(_cell(t) for t in labels)] if labels else []
+
+
 def render(doc: dict[str, Any]) -> str:
     s, v = doc["summary"], doc["verdict"]
     out = [
         f"## skewcheck: {ICON[v['status']]} {v['status'].upper()} (exit {v['exit_code']})",
         "",
         f"{s['requests']:,} requests over {s['shards']} shards; primary router {markdown_code(s['primary'])}.",
+        *_labelled(doc),
         "",
         "| rule | router | status | detail |",
         "|---|---|---|---|",

@@ -28,6 +28,9 @@ def render(doc: dict[str, Any], hottest: int = 5) -> str:
         + (f" in {s['duration_s']:.1f} s" if s.get("duration_s") else "")
         + f" over {s['shards']} shards (primary router: {s['primary']})",
     ]
+    labels = [text for name, text in (doc.get("router_labels") or {}).items() if text != name]
+    if labels:
+        lines.append("routers with parameters: " + "; ".join(labels))
     for name, rs in s["routers"].items():
         tag = " (primary)" if name == s["primary"] else ""
         rb = doc["balance"][name]
