@@ -60,6 +60,10 @@ class Evaluator:
         self._figures: dict[int, Load] = {}
         self._weights = {part: getattr(model, part).weights.astype(np.float64)
                          for part in self._prepared}
+        self._resampled_seed: tuple[int, int] | None = None
+        self._resampled_models: list[KeyModel] = []
+        self._reweighted: dict[int, tuple[KeyModel, dict[str, np.ndarray]]] = {}
+        self._resampled_figures: dict[int, dict[int, Load]] = {}
 
     @property
     def exact(self) -> bool:
@@ -79,8 +83,7 @@ class Evaluator:
         if model is None:
             model, weights = self.model, self._weights
         else:
-            weights = {part: getattr(model, part).weights.astype(np.float64)
-                       for part in self._prepared}
+            weights = self._reweighted[id(model)][1]
         iterators = [(part, iter(self.placement.each_load(self._prepared[part],
                                                           self.model.batch(part),
                                                           weights[part], ordered)))
@@ -106,5 +109,23 @@ class Evaluator:
                 self._figures[n] = self.capacity.load(load)
         return {n: self._figures[n] for n in counts}
 
+    def resampled(self, seed: int, sets: int) -> list[KeyModel]:
+        """`sets` resampled key sets of the model (the same ones at every call)."""
+        if self._resampled_seed != (seed, sets):
+            rng = np.random.default_rng(seed)
+            models = [self.model.resampled(rng) for _ in range(sets)]
+            self._reweighted = {id(m): (m, {part: getattr(m, part).weights.astype(np.float64)
+                                            for part in self._prepared}) for m in models}
+            self._resampled_figures = {id(m): {} for m in models}
+            self._resampled_seed = (seed, sets)
+            self._resampled_models = models
+        return self._resampled_models
+
     def resampled_figures(self, counts: Sequence[int], model: KeyModel) -> dict[int, Load]:
-        return {n: self.capacity.load(load) for n, load in self.loads(counts, model)}
+        """Figures of one of `resampled`'s key sets (kept for the next ask)."""
+        known = self._resampled_figures[id(model)]
+        todo = [n for n in counts if n not in known]
+        if todo:
+            for n, load in self.loads(todo, model):
+                known[n] = self.capacity.load(load)
+        return {n: known[n] for n in counts}

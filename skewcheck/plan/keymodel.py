@@ -205,6 +205,12 @@ class KeyModelBuilder:
                             f2=float(np.dot(counts, counts)), source=source)
         heavy = self._heavy
         assert heavy is not None
+        if len(counts) > self.sample_keys:  # the sample_keys smallest hashes: a bottom-k sample
+            hashes = _key_hashes(keys, self.key_type)
+            cut = np.partition(hashes, self.sample_keys)[self.sample_keys]
+            self._threshold = int(cut)
+            self._table = _take(self._table, hashes < cut, self.key_type)
+            keys, counts = self._table
         exact = dict(zip(keys.tolist() if isinstance(keys, np.ndarray) else keys,
                          counts.tolist()))
         listed_keys = list(heavy.counts)

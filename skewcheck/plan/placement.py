@@ -18,7 +18,7 @@ planned keys at several shard counts, so it can never silently differ from the r
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from skewcheck.routing import make_router
 REDIS_SLOTS = 16384
 PROBE_COUNTS = (1, 2, 7, 100, 1021, 4096)  # shard counts a fast form must agree with the router at
 LEVEL_CELLS = 1 << 21  # (counts + 1) × shards cells of one jump walk's difference table
+_WALKS_KEPT = 18  # jump walks kept: a key model's two parts and their resampled sets
 _JUMP_MULT = np.uint64(2862933555777941757)
 _POSITIVE31 = np.int64(0x7FFF_FFFF)
 
@@ -140,6 +141,7 @@ class _Jump(Placement):
 
     def __init__(self, key_type: str) -> None:
         self.key_type = key_type
+        self._walked: dict[tuple[int, int], tuple[int, Any, Any, Any]] = {}
 
     def prepare(self, chunk: KeyChunk) -> np.ndarray:
         if self.key_type == "int":
@@ -168,13 +170,15 @@ class _Jump(Placement):
         m, top = counts.size, int(counts[-1])
         dtype = np.int64 if weights is None else np.float64
         table = np.zeros((m + 1) * top, dtype=dtype)
+        # row of the difference table for a bucket or jump point b: how many counts are <= b
+        row = np.searchsorted(counts, np.arange(top + 1), side="right").astype(np.int64) * top
         key = seeds.view(np.uint64)
         bucket = np.zeros(key.size, dtype=np.int64)
         w = weights
         while key.size:
             key, jump = _jump_next(key, bucket)
-            first = np.searchsorted(counts, bucket, side="right") * top + bucket
-            past = np.searchsorted(counts, jump, side="right") * top + bucket
+            first = row[bucket] + bucket
+            past = row[np.minimum(jump, top)] + bucket
             table += np.bincount(first, weights=w, minlength=table.size).astype(dtype, copy=False)
             table -= np.bincount(past, weights=w, minlength=table.size).astype(dtype, copy=False)
             more = jump < top
@@ -190,23 +194,9 @@ class _Jump(Placement):
         if not ordered:
             return
         top = ordered[-1]
-        key = prepared.view(np.uint64)
-        bucket = np.zeros(key.size, dtype=np.int64)
-        w = np.ones(key.size, dtype=np.int64) if weights is None else weights
-        points, sources, moved = [], [], []
-        while key.size:
-            key, jump = _jump_next(key, bucket)
-            more = jump < top
-            points.append(jump[more])
-            sources.append(bucket[more])
-            moved.append(w[more])
-            key, bucket, w = key[more], jump[more], w[more]
-        point = np.concatenate(points)
-        order = np.argsort(point, kind="stable")
-        point, source, weight = point[order], np.concatenate(sources)[order], \
-            np.concatenate(moved)[order]
+        point, source, weight, total = self._moves(prepared, weights, top)
         load = np.zeros(top, dtype=weight.dtype)
-        load[0] = (np.ones(prepared.size, dtype=np.int64) if weights is None else weights).sum()
+        load[0] = total
         applied = 0
         for n in ordered:
             upto = int(np.searchsorted(point, n, side="left"))  # jumps to shards below n
@@ -215,6 +205,35 @@ class _Jump(Placement):
                 np.add.at(load, point[applied:upto], weight[applied:upto])
                 applied = upto
             yield n, load[:n].copy()
+
+    def _moves(self, prepared: np.ndarray, weights: Weights, top: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Every jump below `top` of these keys, in order: (to, from, weight), and the total.
+        The walk of a set of keys and weights is kept, for the next counts asked of it."""
+        cache_key = (id(prepared), id(weights))
+        known = self._walked.get(cache_key)
+        if known is not None and known[0] >= top:
+            return known[1]
+        key = prepared.view(np.uint64)
+        bucket = np.zeros(key.size, dtype=np.int64)
+        w = np.ones(key.size, dtype=np.int64) if weights is None else weights
+        total = w.sum()
+        points, sources, moved = [], [], []
+        while key.size:
+            key, jump = _jump_next(key, bucket)
+            more = jump < top
+            points.append(jump[more])
+            sources.append(bucket[more])
+            moved.append(w[more])
+            key, bucket, w = key[more], jump[more], w[more]
+        point = np.concatenate(points).astype(np.int32)  # shard numbers below 2**31
+        order = np.argsort(point, kind="stable")
+        walked = (point[order], np.concatenate(sources).astype(np.int32)[order],
+                  np.concatenate(moved)[order], total)
+        if len(self._walked) >= _WALKS_KEPT:
+            self._walked.clear()
+        self._walked[cache_key] = (top, walked, prepared, weights)  # the arrays stay alive
+        return walked
 
 
 class _Generic(Placement):

@@ -10,9 +10,9 @@ capacity.
 
 Over an exact key model this is decided exactly. Over a sampled model the search finds its
 candidate on the model, then asks for exact per-shard counts of every key (one more pass over
-the keys) for the counts from the candidate's neighbourhood down as far as EXACT_SPAN counts,
-and decides on those; a candidate the exact counts refute sends the search on, up to
-MAX_EXACT_PASSES passes.
+the keys) for the counts from 2% below the candidate to the top of its neighbourhood, and
+decides on those; counts further below were judged on the model only (`exact_from`). A
+candidate the exact counts refute sends the search on, up to MAX_EXACT_PASSES passes.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ RESAMPLES = 8  # resampled key sets a robust count must carry the target in, eve
 # key placements a router's resampling checks may cost before the search gives up (a few s)
 RESAMPLE_BUDGET = 300_000_000
 _CALL_COST = 2_000  # a numpy call's overhead, in key placements
-EXACT_SPAN = 64  # counts checked exactly per router and pass when the key model is sampled
+# a sampled model's candidate is checked on exact counts from 2% below it (at least 2 counts:
+# the model is close, and each count checked costs a remainder and a bincount per key)
+EXACT_SLACK = 0.02
+EXACT_MIN_SLACK = 2
 MAX_EXACT_PASSES = 3  # exact passes over the keys per plan when the key model is sampled
 _KEY_SHOWN = 40  # characters of a key shown in a message
 
@@ -117,10 +120,9 @@ class Search:
         """How many resampled key sets carry the target at every one of `counts`, why one did
         not, and the largest count one failed at (0: none). The resampled sets are the same at
         every call (one seed), so any window holding that count fails too."""
-        rng = np.random.default_rng(self.seed)
         passed, failure, last_failed = 0, "", 0
-        for _ in range(RESAMPLES):
-            figures = ev.resampled_figures(counts, ev.model.resampled(rng))
+        for model in ev.resampled(self.seed, RESAMPLES):
+            figures = ev.resampled_figures(counts, model)
             bad = [n for n in counts if not self.carries(figures[n])]
             if not bad:
                 passed += 1
@@ -229,24 +231,27 @@ class Search:
 
     def _exact_span(self, candidate: int) -> list[int]:
         top = neighbours(candidate)[-1]
-        low = max(self.min_shards, top - EXACT_SPAN + 1, 1)
+        below = max(EXACT_MIN_SLACK, math.ceil(EXACT_SLACK * candidate))
+        low = max(self.min_shards, candidate - below, 1)
         return list(range(low, top + 1))
 
     def _confirm(self, router: str, span: list[int], candidate: int,
                  finding: Finding) -> int | None:
         exact = self.exact[router]
         ev = self.evaluators[router]
+        skip_to = 0
         for n in span:
             if n > candidate:
                 break
             near = neighbours(n)
-            if any(m not in exact or not self.carries(exact[m]) for m in near):
+            if n <= skip_to or any(m not in exact or not self.carries(exact[m]) for m in near):
                 continue
-            passed, failure, _ = self._resamples_carry(ev, near)
+            passed, failure, last_failed = self._resamples_carry(ev, near)
             if passed == RESAMPLES:
                 finding.resamples = passed
                 finding.first_pass = min(finding.first_pass or n, n)
                 return n
             self._reject(finding, f"{n} shards carry these keys but not {RESAMPLES - passed} of "
                          f"{RESAMPLES} resampled key sets ({failure})")
+            skip_to = last_failed
         return None
