@@ -181,7 +181,8 @@ def bench(args: argparse.Namespace, work: Path) -> None:
                          capture_output=True, text=True, check=True)
     read = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"reading the {args.big_lines:,}-line replay ({size / 1e9:.2f} GB) once: wall "
-          f"{read['wall']:.1f} s, cpu {read['cpu']:.1f} s, {read['requests'] / read['cpu'] / 1e6:.1f} "
+          f"{read['wall']:.1f} s, cpu {read['cpu']:.1f} s, "
+          f"{read['requests'] / read['cpu'] / 1e6:.1f} "
           f"M keys per CPU-second, peak RSS {read['rss_mb']:.0f} MB")
     print(f"plan of the {args.big_lines:,}-line replay, every key once:")
     show("replay 10^8", run_child(work / "big.yaml", None))

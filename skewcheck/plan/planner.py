@@ -269,8 +269,8 @@ def _curves(names: list[str], evaluators: dict[str, Evaluator], search: Search |
     out = {}
     for name in names:
         ev = evaluators[name]
-        shown = search.curve_counts(name) if search is not None else \
-            (counts if ev.placement.exact_every_count else thinned(counts))
+        # without a target nothing is searched: the curve is drawn at thinned counts only
+        shown = search.curve_counts(name) if search is not None else thinned(counts)
         figures = ev.figures(shown)
         points = {}
         if exact is not None:

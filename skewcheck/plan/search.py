@@ -25,6 +25,7 @@ import numpy as np
 
 from skewcheck.plan.capacity import CapacityModel, Load
 from skewcheck.plan.curve import Evaluator, thinned
+from skewcheck.plan.placement import routable
 
 ROBUST_SPAN = 0.05  # neighbours: every count up to 5% above a count must carry the target too
 ROBUST_MIN_SPAN = 2  # and at least the next two
@@ -100,6 +101,7 @@ class Search:
         self.seed = seed
         self.min_shards = capacity.min_shards(max(self.counts[-1], 1)) or self.counts[-1] + 1
         self.exact: dict[str, dict[int, Load]] = {r: {} for r in evaluators}  # on every key
+        self._thinned: dict[str, list[int]] = {}
 
     def carries(self, load: Load) -> bool:
         return bool(self.capacity.carries(load)) and load.max_share <= self.share_limit + 1e-12
@@ -111,8 +113,15 @@ class Search:
         return f"at {n} shards shard {load.hottest_shard} carries {load.max_share:.1%} of requests"
 
     def curve_counts(self, router: str) -> list[int]:
+        """The counts a router's curve is drawn at: every searched count when that costs about one
+        routing, else a thinned set of the counts the router can be built over at all."""
         ev = self.evaluators[router]
-        return self.counts if ev.placement.exact_every_count else thinned(self.counts)
+        if ev.placement.exact_every_count:
+            return self.counts
+        if router not in self._thinned:
+            self._thinned[router] = [n for n in thinned(self.counts)
+                                     if routable(router, ev.model.key_type, n)]
+        return self._thinned[router]
 
     # ------------------------------------------------------------------ on the key model
 

@@ -15,7 +15,8 @@ from skewcheck.keytext import KeyBatch
 from skewcheck.plan.keymodel import KeyModel, KeyModelBuilder
 from skewcheck.plan.placement import Placement, prepare_all
 
-CHUNK_KEYS = 1 << 18  # keys drawn per step: a few MB of keys and their hashes
+CHUNK_KEYS = 1 << 18  # int keys drawn per step: a few MB of keys and their hashes
+STR_CHUNK_KEYS = 1 << 16  # str keys per step: Python strings cost ~60 bytes each
 ProgressFn = Callable[[int, int], None]
 Progress = Callable[[str], ProgressFn | None]
 
@@ -36,8 +37,9 @@ class KeyStream:
         report = self.progress(label) if self.progress else None
         dist = self.build()
         done = 0
+        chunk = CHUNK_KEYS if self.key_type == "int" else STR_CHUNK_KEYS
         while done < self.requests:
-            n = min(CHUNK_KEYS, self.requests - done)
+            n = min(chunk, self.requests - done)
             yield dist.sample(n)
             done += n
             if report:
