@@ -601,8 +601,9 @@ def count_keys(spec: ReplaySpec, as_int: bool, progress: ProgressFn | None = Non
         return _validated[identity]
     one = _Pass(spec, _Rules(spec, as_int))
     while one.next_batch() is not None:
-        if progress:
-            progress(*one.progress)
+        if progress:  # a gzip file's bytes are all read before its last lines: 100% only at the end
+            done, total = one.progress
+            progress(min(done, total - 1), total)
     if one.keys == 0:
         raise one.no_keys_error()
     if progress:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from skewcheck.errors import UsageError
+from skewcheck.errors import UsageError, validation_message
 from skewcheck.gate import GateConfig, judge
 from skewcheck.plan.capacity import CapacityModel, Load
 from skewcheck.plan.search import RESAMPLES, busy, neighbours
@@ -185,23 +185,49 @@ class _SavedRow(BaseModel):
     capacity_status: str | None = None
 
 
+class _SavedKeyModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    key_f2: float
+
+
+class _SavedCapacity(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    judged: bool
+    target_qps: float | None = None
+
+
+class _SavedPlan(BaseModel):
+    """What judging a saved plan again needs; everything else is carried through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    primary: str
+    configured_shards: int
+    routers: list[str]
+    rows: list[_SavedRow]
+    key_model: _SavedKeyModel
+    capacity: _SavedCapacity
+    search: dict[str, Any]
+
+
 def rejudge_plan(plan: Any, cfg: GateConfig) -> dict[str, Any]:
     """A saved plan's rows judged again under other gate thresholds (`skewcheck gate --config`):
     the balance verdict from each row's counts, the capacity verdict as planned."""
     try:
-        rows = [_SavedRow.model_validate(r) for r in plan["rows"]]
-        key_f2 = float(plan["key_model"]["key_f2"])
-        plan["capacity"]["judged"], plan["primary"], plan["configured_shards"]  # noqa: B018
-    except (KeyError, TypeError, ValueError, ValidationError) as exc:
-        raise UsageError(f"the saved plan section is malformed (re-run skewcheck plan): {exc}") \
-            from None
-    if not rows:
+        saved = _SavedPlan.model_validate(plan)
+    except ValidationError as exc:
+        raise UsageError("the saved plan section is malformed (plan it again with skewcheck "
+                         f"plan): {validation_message(exc, root='plan', separator='; ')}") from None
+    if not saved.rows:
         raise UsageError("the saved plan section has no rows")
     judged = []
-    for saved, raw in zip(rows, plan["rows"]):
-        counts = np.asarray(saved.counts, dtype=np.int64)
-        status, checks, max_share, interval = balance(saved.router, counts, key_f2, cfg)
-        cap = saved.capacity_status
+    for row_saved, raw in zip(saved.rows, plan["rows"]):
+        counts = np.asarray(row_saved.counts, dtype=np.int64)
+        status, checks, max_share, interval = balance(row_saved.router, counts,
+                                                      saved.key_model.key_f2, cfg)
+        cap = row_saved.capacity_status
         judged.append({**raw, "balance_status": status, "balance_checks": checks,
                        "max_share": max_share, "max_share_interval": interval,
                        "status": worst([status] + ([cap] if cap else []))})

@@ -195,6 +195,8 @@ class Search:
                               f"resampled key set")
             if finding.rejected:
                 finding.reason += f" ({finding.rejected[0]})"
+        if not ev.exact and not finding.exact_from:
+            finding.reason += " (judged on the sampled key model)"
 
     # ------------------------------------------------------------------ the whole search
 
