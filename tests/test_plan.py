@@ -143,7 +143,8 @@ def test_gate_with_other_thresholds_rejudges_every_plan_row(tmp_path: Path) -> N
 
 
 def test_gate_refuses_a_plan_section_it_cannot_judge_again(tmp_path: Path) -> None:
-    run_skewcheck("plan", "configs/incident-2020.yaml", "--requests", "5000", "--out", str(tmp_path))
+    run_skewcheck("plan", "configs/incident-2020.yaml", "--requests", "5000",
+                  "--out", str(tmp_path))
     doc = plan_doc(tmp_path)
     for r in doc["plan"]["rows"]:
         del r["counts"]  # a plan section without the rows' per-shard counts
