@@ -47,6 +47,7 @@ bench: install-test
 	$(BIN)/python bench/bench_routing.py
 	$(BIN)/python bench/bench_plugin_overhead.py
 	$(BIN)/python bench/bench_leak_verdict.py
+	$(BIN)/python bench/bench_plan.py
 
 clean:
 	rm -rf $(VENV) skewcheck-report .pytest_cache

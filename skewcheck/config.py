@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,7 +17,7 @@ from skewcheck.keys import KeySpec
 from skewcheck.leak.config import LeakConfig
 from skewcheck.limits import MAX_CONFIG_NODES, MAX_SCENARIO_SHARDS, MAX_TALLY_CELLS, MAX_WINDOW_S
 from skewcheck.router_params import FILE_PARAMS, RoutingParams
-from skewcheck.routing import ROUTER_NAMES, Router, make_router
+from skewcheck.routing import MAX_SHARDS, ROUTER_NAMES, Router, make_router
 from skewcheck.summary import REFERENCE_ROUTER
 
 REPORT_FORMATS = ("json", "junit", "markdown", "html")
@@ -75,12 +76,77 @@ class ReportConfig(_Model):
     formats: list[Literal["json", "junit", "markdown", "html"]] = Field(default_factory=lambda: list(REPORT_FORMATS))
 
 
+DEFAULT_PLAN_REQUESTS = 1_000_000  # enough that sampling noise moves a 100-shard max share < 1%
+# a pool kept busier than ~80% queues sharply (waits grow as 1/(1 - busy)): keep a fifth free
+DEFAULT_HEADROOM = 0.2
+MAX_SEARCH_SHARDS = 65_536  # the curve costs distinct keys × counts; beyond, state search.counts
+_HORIZON = re.compile(
+    r"\+?\s*(\d+(?:\.\d+)?)\s*(seconds?|s|minutes?|min|hours?|h|days?|d|weeks?|w)")
+_UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "min": 60, "minute": 60,
+                 "minutes": 60, "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400,
+                 "days": 86400, "w": 604800, "week": 604800, "weeks": 604800}
+
+
+class PoolCapacity(_Model):
+    """One shard's capacity from its connection pool: `size` connections, each busy `service_ms`
+    per query, so the shard sustains size / service_ms × 1000 queries per second."""
+
+    size: int = Field(ge=1)
+    service_ms: float = Field(gt=0, allow_inf_nan=False)
+
+    @property
+    def qps(self) -> float:
+        return self.size * 1000.0 / self.service_ms
+
+
+class SearchConfig(_Model):
+    """Which shard counts the planner searches for the smallest one that carries the target."""
+
+    min_shards: int = Field(2, ge=1)
+    max_shards: int = Field(4096, ge=1, le=MAX_SEARCH_SHARDS)
+    counts: Optional[list[Annotated[int, Field(ge=1, le=MAX_SEARCH_SHARDS)]]] = None  # a grid
+
+    @model_validator(mode="after")
+    def _range(self) -> "SearchConfig":
+        if self.min_shards > self.max_shards:
+            raise ValueError(f"min_shards ({self.min_shards}) exceeds max_shards "
+                             f"({self.max_shards})")
+        return self
+
+    def shard_counts(self) -> list[int]:
+        if self.counts:
+            return sorted(set(self.counts))
+        return list(range(self.min_shards, self.max_shards + 1))
+
+
+class ReshardConfig(_Model):
+    """Going from one shard count to another: `{from: 100, to: 128}`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    before: int = Field(alias="from", ge=1, le=MAX_SHARDS)
+    after: int = Field(alias="to", ge=1, le=MAX_SHARDS)
+
+    @model_validator(mode="after")
+    def _differ(self) -> "ReshardConfig":
+        if self.before == self.after:
+            raise ValueError(f"from and to are both {self.before} shards")
+        return self
+
+
 class PlanConfig(_Model):
-    requests: int = Field(1_000_000, ge=1)
-    shard_sweep: list[int] = Field(default_factory=list)  # other shard counts to compare
+    requests: Optional[int] = Field(None, ge=1)  # default 10^6; one replay: each of its keys once
+    shard_sweep: list[int] = Field(default_factory=list)  # shard counts shown beside the configured
     routers: Optional[list[str]] = None  # default: the routing section's routers
-    shard_capacity_qps: float = Field(500.0, gt=0)  # what one shard sustains (e.g. its pool size / query time)
-    target_qps: float = Field(10_000.0, gt=0)  # the total load the release must carry
+    target_qps: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # the load to carry
+    shard_capacity_qps: Optional[float] = Field(None, gt=0, allow_inf_nan=False)  # one shard's
+    pool: Optional[PoolCapacity] = None  # or one shard's capacity from its connection pool
+    # capacity of shard i relative to the rest (2: twice the hardware); shards past the list: 1
+    shard_weights: Optional[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]]] = None
+    headroom: float = Field(DEFAULT_HEADROOM, ge=0, lt=1)  # capacity kept free at the target
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    reshard: Optional[ReshardConfig] = None  # what moves going from N to M shards
+    horizon: Optional[str] = None  # "+90 days": plan the keys issued that much later
 
     @field_validator("shard_sweep")
     @classmethod
@@ -93,6 +159,42 @@ class PlanConfig(_Model):
     @classmethod
     def _routers(cls, v: Optional[list[str]]) -> Optional[list[str]]:
         return None if v is None else [_check_router(x) for x in v]
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None:
+            horizon_seconds(v)
+        return v
+
+    @model_validator(mode="after")
+    def _capacity(self) -> "PlanConfig":
+        if self.shard_capacity_qps is not None and self.pool is not None:
+            raise ValueError("give one shard's capacity once: shard_capacity_qps or pool, not both")
+        if self.target_qps is not None and self.capacity_qps is None:
+            raise ValueError("target_qps needs a per-shard capacity to plan against: set "
+                             "shard_capacity_qps, or pool (size, service_ms)")
+        return self
+
+    @property
+    def capacity_qps(self) -> Optional[float]:
+        """What one shard (of weight 1) sustains, from shard_capacity_qps or the pool."""
+        return self.pool.qps if self.pool is not None else self.shard_capacity_qps
+
+    @property
+    def horizon_s(self) -> Optional[float]:
+        return None if self.horizon is None else horizon_seconds(self.horizon)
+
+
+def horizon_seconds(text: str) -> float:
+    """`+90 days`, `12h`, `2 weeks` as seconds (ValueError with the reason otherwise)."""
+    match = _HORIZON.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"horizon {text!r} is not a duration such as '+90 days', '12 hours', '2w'")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"horizon {text!r} must be later than now")
+    return seconds
 
 
 class KafkaConfig(_Model):

@@ -89,9 +89,14 @@ def test_the_html_report_loads_with_its_charts(browser, tmp_path: Path) -> None:
     page.on("requestfailed", lambda r: failed.append(r.url))
     page.goto((tmp_path / "report.html").as_uri())
     assert page.locator("#verdict").inner_text() == "BLOCK"
-    assert page.locator("svg").count() == 3
+    assert page.locator("svg").count() == 4  # three routers' shares and the saturation curve
     bar = page.locator('svg[data-router="hash-mod"] rect.bar[data-shard="0"]')
     assert float(bar.get_attribute("data-share")) == 1.0
     assert page.locator("svg line.limit").count() == 3
+    curve = page.locator("svg.saturation")
+    assert curve.locator("polyline.curve").count() == 3 and curve.locator("line.needed").count() == 1
+    marker = curve.locator("circle.recommended").bounding_box()
+    assert marker is not None and marker["width"] > 0  # drawn where the recommendation is
+    assert "hash-mod" not in page.locator("#recommendation").inner_text().split(":")[1]
     assert failed == []  # self-contained: nothing else was fetched
     page.close()

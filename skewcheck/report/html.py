@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Any, Sequence
 
-from skewcheck.report import findings
+from skewcheck.report import findings, saturation
 from skewcheck.report.escape import html_text as escape
 
 COLOR = {"pass": "#1a7f37", "block": "#cf222e", "inconclusive": "#9a6700"}
@@ -134,16 +134,82 @@ def render(doc: dict[str, Any]) -> str:
                         f"<pre>{html.escape(findings.stack(f))}</pre><p>Fix: {escape(f.get('fix', ''))}</p>")
     plan = doc.get("plan")
     if plan:
-        body.append("<h2>Capacity plan</h2><table><tr><th>router</th><th>shards</th><th>hottest</th>"
-                    "<th>max share (95% CI)</th><th>saturates at (QPS)</th><th>headroom</th><th>verdict</th></tr>")
-        for r in plan["rows"]:
-            lo, hi = r["max_share_interval"]
-            body.append(f"<tr><td>{escape(r['router'])}</td><td>{r['shards']}</td><td>{r['hottest_shard']}</td>"
-                        f"<td>{_pct(r['max_share'])} ({_pct(lo)}–{_pct(hi)})</td><td>{r['saturation_qps']:,.0f}</td>"
-                        f"<td>{_pct(r['headroom'])}</td><td>{escape(r['status'])}</td></tr>")
-        body.append("</table>")
-        if plan.get("safest"):
-            body.append(f"<p>Safest: <b>{escape(plan['safest']['router'])}</b> over {plan['safest']['shards']} shards.</p>")
+        body.append(render_plan(plan))
     title = f"skewcheck {escape(status)}"
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def _busy(u: float | None) -> str:
+    if u is None:
+        return "—"
+    return f"{u:.1f}× capacity" if u >= 2 else f"{u:.0%} of capacity"
+
+
+def _qps(x: float | None) -> str:
+    return "—" if x is None else ("never" if x == float("inf") else f"{x:,.0f}")
+
+
+def render_plan(plan: dict[str, Any]) -> str:
+    """The capacity plan: recommendation, saturation curve, rows, search, resharding, growth."""
+    cap = plan["capacity"]
+    out = ["<h2>Capacity plan</h2>"]
+    if cap["judged"]:
+        out.append(f"<p>Target {cap['target_qps']:,.0f} QPS; one shard carries "
+                   f"{cap['shard_capacity_qps']:,.0f} QPS; headroom {cap['headroom']:.0%}: a "
+                   f"setup must saturate above {cap['needed_qps']:,.0f} QPS.</p>")
+    rec = plan.get("recommendation") or {}
+    if rec.get("message"):
+        out.append(f'<p id="recommendation"><b>Recommendation:</b> {escape(rec["message"])}</p>')
+        if rec.get("rejected"):
+            out.append("<ul>" + "".join(f"<li>not <code>{escape(r['router'])}</code>: "
+                                        f"{escape(r['reason'])}</li>" for r in rec["rejected"])
+                       + "</ul>")
+    out.append(saturation.chart(plan))
+    out.append("<table><tr><th>router</th><th>shards</th><th>role</th><th>first to saturate</th>"
+               "<th>at target</th><th>saturates at (QPS)</th><th>verdict</th></tr>")
+    for r in plan["rows"]:
+        out.append(f"<tr><td>{escape(r['router'])}</td><td>{r['shards']}</td>"
+                   f"<td>{escape(', '.join(r['roles']))}</td><td>shard {r['hottest_shard']} "
+                   f"({_pct(r['hottest_share'])})</td><td>{_busy(r.get('utilisation'))}</td>"
+                   f"<td>{_qps(r.get('saturation_qps'))}</td>"
+                   f'<td style="color:{COLOR[r["status"]]}">{escape(r["status"])}</td></tr>')
+    out.append("</table>")
+    findings_ = (plan.get("search") or {}).get("findings") or {}
+    if findings_:
+        out.append("<table><tr><th>router</th><th>smallest robust shard count</th>"
+                   "<th>note</th></tr>")
+        for router, f in findings_.items():
+            note = f["reason"] if f["shards"] is None else (
+                "exact" if f["exact"] else "on the sampled key model")
+            shards = f["shards"] if f["shards"] is not None else "—"
+            out.append(f"<tr><td>{escape(router)}</td><td>{shards}</td>"
+                       f"<td>{escape(note)}</td></tr>")
+        out.append("</table>")
+    rs = plan.get("reshard")
+    if rs:
+        out.append(f'<h3>Resharding {rs["from"]} → {rs["to"]} shards</h3><table class="reshard">'
+                   "<tr><th>router</th><th>keys moved</th><th>traffic moved</th>"
+                   "<th>evenly spread keys</th><th>hottest after</th><th>verdict</th></tr>")
+        for r in rs["routers"]:
+            even = "—" if r["expected_moved"] is None else _pct(r["expected_moved"])
+            out.append(f"<tr><td>{escape(r['router'])}</td><td>{_pct(r['keys_moved'])}</td>"
+                       f"<td>{_pct(r['traffic_moved'])}</td><td>{even}</td><td>shard "
+                       f"{r['hottest_shard']} ({_pct(r['max_share'])})</td>"
+                       f"<td>{escape(r['status'])}</td></tr>")
+        out.append("</table>")
+    growth = plan.get("growth")
+    if growth:
+        out.append(f"<h3>Growth at {escape(growth['horizon'])}</h3><ul>"
+                   + "".join(f"<li>{escape(m)}</li>" for m in growth["moved"]) + "</ul><table>"
+                   "<tr><th>router</th><th>shards</th><th>hot shard</th><th>max share</th>"
+                   "<th>saturates at (QPS)</th></tr>")
+        for g in growth["rows"]:
+            now, then = g["now"], g["then"]
+            out.append(f"<tr><td>{escape(g['router'])}</td><td>{g['shards']}</td>"
+                       f"<td>{now['hottest_shard']} → {then['hottest_shard']} "
+                       f"({escape(g['change'])})</td><td>{_pct(now['max_share'])} → "
+                       f"{_pct(then['max_share'])}</td><td>{_qps(now['saturation_qps'])} → "
+                       f"{_qps(then['saturation_qps'])}</td></tr>")
+        out.append("</table>")
+    return "".join(out)

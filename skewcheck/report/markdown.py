@@ -70,13 +70,69 @@ def render(doc: dict[str, Any]) -> str:
                     _fence(findings.stack(f)), "", f"Fix: {_cell(f.get('fix', ''))}", "</details>"]
     plan = doc.get("plan")
     if plan:
-        out += ["", "### Capacity plan", "",
-                "| router | shards | hottest | max share (95% CI) | saturates at (QPS) | headroom | verdict |",
-                "|---|---|---|---|---|---|---|"]
-        for r in plan["rows"]:
-            lo, hi = r["max_share_interval"]
-            out.append(f"| {_cell(r['router'])} | {r['shards']} | {r['hottest_shard']} | {_pct(r['max_share'])} "
-                       f"({_pct(lo)}–{_pct(hi)}) | {r['saturation_qps']:,.0f} | {_pct(r['headroom'])} | {r['status']} |")
-        if plan.get("safest"):
-            out += ["", f"Safest: {markdown_code(plan['safest']['router'])} over {plan['safest']['shards']} shards."]
+        out += ["", *render_plan(plan)]
     return capped_markdown("\n".join(out) + "\n")
+
+
+def _busy(u: float | None) -> str:
+    if u is None:
+        return "—"
+    return f"{u:.1f}× capacity" if u >= 2 else f"{u:.0%} of capacity"
+
+
+def _qps(x: float | None) -> str:
+    return "—" if x is None else ("never" if x == float("inf") else f"{x:,.0f}")
+
+
+def render_plan(plan: dict[str, Any]) -> list[str]:
+    """The capacity plan as Markdown lines: rows, search, recommendation, what-ifs."""
+    cap = plan["capacity"]
+    target = cap["target_qps"]
+    out = ["### Capacity plan", ""]
+    if cap["judged"]:
+        out += [f"Target {target:,.0f} QPS; one shard carries "
+                f"{cap['shard_capacity_qps']:,.0f} QPS; "
+                f"headroom {cap['headroom']:.0%} (a setup must saturate above "
+                f"{cap['needed_qps']:,.0f} QPS).", ""]
+    rec = plan.get("recommendation") or {}
+    if rec.get("message"):
+        out += [f"**Recommendation:** {_cell(rec['message'])}", ""]
+        out += [f"- not {markdown_code(r['router'])}: {_cell(r['reason'])}"
+                for r in rec.get("rejected", [])]
+        out.append("")
+    out += ["| router | shards | role | first to saturate | at target | saturates at (QPS) "
+            "| verdict |",
+            "|---|---|---|---|---|---|---|"]
+    for r in plan["rows"]:
+        out.append(f"| {_cell(r['router'])} | {r['shards']} | {_cell(', '.join(r['roles']))} | "
+                   f"shard {r['hottest_shard']} ({_pct(r['hottest_share'])}) | "
+                   f"{_busy(r.get('utilisation'))} | {_qps(r.get('saturation_qps'))} | "
+                   f"{ICON[r['status']]} {r['status']} |")
+    findings = (plan.get("search") or {}).get("findings") or {}
+    if findings:
+        out += ["", "| router | smallest robust shard count | note |", "|---|---|---|"]
+        for router, f in findings.items():
+            note = f["reason"] if f["shards"] is None else (
+                "exact" if f["exact"] else "on the sampled key model")
+            shards = f["shards"] if f["shards"] is not None else "—"
+            out.append(f"| {_cell(router)} | {shards} | "
+                       f"{_cell(note)} |")
+    rs = plan.get("reshard")
+    if rs:
+        out += ["", f"Resharding {rs['from']} → {rs['to']} shards:", "",
+                "| router | keys moved | traffic moved | evenly spread keys | hottest after "
+                "| verdict |",
+                "|---|---|---|---|---|---|"]
+        for r in rs["routers"]:
+            even = "—" if r["expected_moved"] is None else _pct(r["expected_moved"])
+            out.append(f"| {_cell(r['router'])} | {_pct(r['keys_moved'])} | "
+                       f"{_pct(r['traffic_moved'])} | {even} | shard {r['hottest_shard']} "
+                       f"({_pct(r['max_share'])}) | {r['status']} |")
+    growth = plan.get("growth")
+    if growth:
+        out += ["", f"Growth at {_cell(growth['horizon'])}:", ""]
+        out += [f"- {markdown_code(g['router'])} over {g['shards']}: {_cell(g['change'])} (shard "
+                f"{g['now']['hottest_shard']} → {g['then']['hottest_shard']}, max share "
+                f"{_pct(g['now']['max_share'])} → {_pct(g['then']['max_share'])})"
+                for g in growth["rows"]]
+    return out

@@ -74,22 +74,95 @@ def render(doc: dict[str, Any], hottest: int = 5) -> str:
     return "\n".join(printable(line) for line in lines)  # a newline inside a key stays "\\x0a"
 
 
+def _qps(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return "never" if x == float("inf") else f"{x:,.0f} QPS"
+
+
+def _busy(u: float | None) -> str:
+    if u is None:
+        return "—"
+    if u >= 10:
+        return f"{u:,.0f}× capacity"
+    return f"{u:.1f}× capacity" if u >= 2 else f"{u:.0%} of capacity"
+
+
 def render_plan(plan: dict[str, Any]) -> str:
-    lines = [
-        f"capacity plan: {plan['requests']:,} simulated requests; shard capacity "
-        f"{plan['shard_capacity_qps']:,.0f} QPS; target {plan['target_qps']:,.0f} QPS",
-        f"  {'router':<9} {'shards':>6} {'hottest':>7} {'max share ± 95%':>22} {'stddev/floor':>14} "
-        f"{'saturates at':>13} {'headroom':>9}  verdict",
-    ]
-    for row in plan["rows"]:
-        lo, hi = row["max_share_interval"]
-        lines.append(
-            f"  {row['router']:<9} {row['shards']:>6} {row['hottest_shard']:>7} "
-            f"{_pct(row['max_share']) + ' [' + _pct(lo) + '–' + _pct(hi) + ']':>22} "
-            f"{row['stddev_ratio']:>6.2f}/{row['stddev_ratio_floor']:<6.2f} "
-            f"{row['saturation_qps']:>10,.0f} QPS {_pct(row['headroom']):>8}  {row['status']}")
-    safest = plan.get("safest")
-    if safest:
-        lines.append(f"safest: {safest['router']} over {safest['shards']} shards — the hottest shard saturates "
-                     f"at {safest['saturation_qps']:,.0f} total QPS")
+    """The capacity plan: the rows in plain figures, the search, the recommendation, the
+    resharding and growth what-ifs. Rows show router names and numbers only."""
+    cap, km = plan["capacity"], plan["key_model"]
+    model = (f"exact, {km['distinct_keys']:,.0f} distinct keys" if km["exact"] else
+             f"a sample of {km['sampled_keys']:,} of ~{km['distinct_keys']:,.0f} distinct keys "
+             f"and the {km['listed_keys']:,} heaviest")
+    lines = [f"capacity plan: {plan['requests']:,} requests planned (key model: {model}; "
+             f"{plan.get('passes', 0)} pass(es) over the keys)"]
+    target = cap["target_qps"]
+    if cap["judged"]:
+        lines.append(f"  target {target:,.0f} QPS; one shard carries "
+                     f"{cap['shard_capacity_qps']:,.0f} "
+                     f"QPS; headroom {cap['headroom']:.0%}: a setup must saturate above "
+                     f"{cap['needed_qps']:,.0f} QPS (at least {cap['min_shards'] or '—'} shards)")
+    elif cap["shard_capacity_qps"]:
+        lines.append(f"  one shard carries {cap['shard_capacity_qps']:,.0f} QPS; no target_qps: "
+                     "rows are judged on balance")
+    else:
+        lines.append("  no target_qps and per-shard capacity: rows are judged on balance only")
+    busy_head = f"at {target:,.0f} QPS" if target else "busy at target"
+    lines.append(f"  {'router':<9} {'shards':>6}  {'role':<19} {'first to saturate':<29} "
+                 f"{busy_head:>17} {'saturates at':>14}  verdict")
+    for r in plan["rows"]:
+        first = f"shard {r['hottest_shard']} ({_pct(r['hottest_share'])} of requests)"
+        why = [k for k, v in (("capacity", r.get("capacity_status")),
+                              ("balance", r.get("balance_status"))) if v and v != "pass"]
+        verdict = r["status"] + (f" ({', '.join(why)})" if why else "")
+        approx = "" if r.get("exact", True) else " ~"
+        lines.append(f"  {r['router']:<9} {r['shards']:>6}  {','.join(r['roles']) or '-':<19} "
+                     f"{first:<29} {_busy(r.get('utilisation')):>17} "
+                     f"{_qps(r.get('saturation_qps')):>14}  {verdict}{approx}")
+    search = plan.get("search") or {}
+    findings = search.get("findings") or {}
+    if findings:
+        span = (f"{len(search['counts'])} stated shard counts" if search.get("counts")
+                else f"{search['min_shards']}–{search['max_shards']} shards")
+        lines += ["", f"searched {span}: robust = carries the target from N shards to N + "
+                      f"{search['robust_span']:.0%} (at least N + {search['robust_min_span']}) and "
+                      f"in each of {search['resamples']} resampled key sets"]
+        for router, f in findings.items():
+            if f["shards"] is None:
+                lines.append(f"  {router:<9} no robust count: {f['reason']}")
+            else:
+                how = "" if f["exact"] else " (on the sampled key model, not confirmed exactly)"
+                first = (f"; first carries the target at {f['first_pass']}"
+                         if f.get("first_pass") not in (None, f["shards"]) else "")
+                lines.append(f"  {router:<9} smallest robust count: {f['shards']} shards"
+                             f"{first}{how}")
+        if search.get("key_limit"):
+            lines.append(f"  {search['key_limit']}")
+    rec = plan.get("recommendation")
+    if rec:
+        lines += ["", f"recommendation: {rec['message']}"]
+        for rej in rec.get("rejected", []):
+            lines.append(f"  not {rej['router']}: {rej['reason']}")
+    rs = plan.get("reshard")
+    if rs:
+        lines += ["", f"resharding {rs['from']} → {rs['to']} shards "
+                      f"(keys moved {'exact' if rs['keys_exact'] else 'from the key sample'}):",
+                  f"  {'router':<9} {'keys moved':>10} {'traffic moved':>14} {'even keys':>10}  "
+                  f"after the move"]
+        for r in rs["routers"]:
+            even = "—" if r["expected_moved"] is None else _pct(r["expected_moved"])
+            lines.append(f"  {r['router']:<9} {_pct(r['keys_moved']):>10} "
+                         f"{_pct(r['traffic_moved']):>14} {even:>10}  shard {r['hottest_shard']} "
+                         f"hottest ({_pct(r['max_share'])}), saturates at "
+                         f"{_qps(r['saturation_qps'])}: {r['status']}")
+    growth = plan.get("growth")
+    if growth:
+        lines += ["", f"growth at {growth['horizon']}: " + "; ".join(growth["moved"])]
+        for g in growth["rows"]:
+            now, then = g["now"], g["then"]
+            lines.append(f"  {g['router']:<9} {g['shards']:>6}  {g['change']}: shard "
+                         f"{now['hottest_shard']} → {then['hottest_shard']}, max share "
+                         f"{_pct(now['max_share'])} → {_pct(then['max_share'])}, saturates at "
+                         f"{_qps(now['saturation_qps'])} → {_qps(then['saturation_qps'])}")
     return "\n".join(lines)
