@@ -17,8 +17,13 @@ import numpy as np
 from skewcheck import checksums, des, ketama, mongohash, pghash, slotmap, tokens, xxh64
 from skewcheck.errors import UsageError
 from skewcheck.hashes import REDIS_SLOTS, crc16_text, murmur3_32_text, redis_slot
-from skewcheck.keytext import INT64_MAX, INT64_MIN, KeyChunk, checked_int, checked_str, \
-    unencodable_key_error
+from skewcheck.keytext import (
+    INT64_MAX,
+    INT64_MIN,
+    KeyChunk,
+    checked_int,
+    utf8_bytes,
+)
 from skewcheck.md5 import md5_first_word_text, md5_word
 from skewcheck.ring import Ring, load_cassandra_ring, seeded_cassandra_ring
 from skewcheck.router_params import (
@@ -45,20 +50,11 @@ def _int_key(key: Any) -> int:
     return key
 
 
-def _utf8(key: Any) -> bytes:
-    if type(key) is not str:
-        key = checked_str(key)
-    try:
-        return key.encode()
-    except UnicodeEncodeError:
-        raise unencodable_key_error(key) from None
-
-
 def _key_text(key_type: str) -> Callable[[Any], bytes]:
     """The bytes a text hash reads: UTF-8 for str keys, the decimal text for int keys."""
     if key_type == "int":
         return lambda key: str(_int_key(key)).encode()
-    return _utf8
+    return utf8_bytes
 
 
 def _int32_checked(keys: np.ndarray, what: str) -> np.ndarray:
@@ -164,7 +160,7 @@ def cassandra_ring(shards: int, params: CassandraParams) -> Ring:
 def _cassandra_key(key_type: str, int_type: str) -> tuple[Callable[[Any], bytes], ChunkRoute]:
     """A key's serialised partition key bytes, and a chunk's tokens."""
     if key_type == "str":
-        return _utf8, lambda chunk: tokens.tokens_text(chunk.text())
+        return utf8_bytes, lambda chunk: tokens.tokens_text(chunk.text())
     if int_type == "int":
         return (lambda key: tokens.int_key_bytes(_int32_key(key, "CQL int"), "int"),
                 lambda chunk: tokens.int_tokens(_int32_checked(chunk.keys, "CQL int"), "int"))
@@ -348,7 +344,7 @@ def _range_values(over: str, key_type: str) -> tuple[Callable[[Any], Any], Chunk
         if key_type == "int":
             return _int_key, lambda chunk: chunk.keys
         # row keys compare as bytes (HBase, TiKV): UTF-8 order is code point order
-        return _utf8, lambda chunk: np.array([k.encode() for k in chunk.keys], dtype=object)
+        return utf8_bytes, lambda chunk: np.array([k.encode() for k in chunk.keys], dtype=object)
     if over == "murmur3":
         return (lambda key: mmh3.hash(text(key), 0, signed=False),
                 lambda chunk: murmur3_32_text(chunk.text()))
@@ -361,7 +357,7 @@ def _range_values(over: str, key_type: str) -> tuple[Callable[[Any], Any], Chunk
         if key_type == "int":
             return (lambda key: mongohash.mongo_hash_int(_int_key(key)),
                     lambda chunk: mongohash.mongo_hashes_int(chunk.keys))
-        return (lambda key: mongohash.mongo_hash_str(_utf8(key)),
+        return (lambda key: mongohash.mongo_hash_str(utf8_bytes(key)),
                 lambda chunk: mongohash.mongo_hashes_str(chunk.keys))
     column = "int8" if key_type == "int" else "text"  # pg-hash: Citus' signed int32 hash values
     scalar, batch = _pg_hash32(column, key_type)

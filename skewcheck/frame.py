@@ -33,10 +33,10 @@ from pydantic import (
 
 from skewcheck.keytext import INT64_MAX, INT64_MIN
 from skewcheck.limits import (
+    MAX_FRAME_PAIRS,
     MAX_FRAME_REQUESTS,
     MAX_FRAME_WINDOW_S,
     MAX_KEY_CHARS,
-    MAX_FRAME_PAIRS,
     MAX_MISMATCH_EXAMPLES,
     MAX_SOURCE_CHARS,
     MAX_TOP_KEYS,

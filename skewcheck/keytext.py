@@ -104,6 +104,16 @@ def unencodable_key_error(key: str) -> UsageError:
                       "keys are hashed as UTF-8")
 
 
+def utf8_bytes(key: object) -> bytes:
+    """One str key as UTF-8 (a lone surrogate can't be encoded: a clear error, never a crash)."""
+    if type(key) is not str:
+        key = checked_str(key)
+    try:
+        return key.encode()
+    except UnicodeEncodeError:
+        raise unencodable_key_error(key) from None
+
+
 def _encode(joined: str, keys: list[str], encoding: str) -> bytes:
     try:
         return joined.encode(encoding)

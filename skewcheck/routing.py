@@ -44,7 +44,7 @@ from skewcheck.keytext import (
     check_key_type,
     checked_int,
     checked_str,
-    unencodable_key_error,
+    utf8_bytes,
 )
 from skewcheck.router_params import canonical_params, label, parse_params
 
@@ -183,21 +183,11 @@ def _murmur3_int(n: int) -> ScalarRoute:
     return shard
 
 
-def _utf8(key: Any) -> bytes:
-    """A str key as UTF-8 (a lone surrogate can't be encoded: a clear error, never a crash)."""
-    if type(key) is not str:
-        key = checked_str(key)
-    try:
-        return key.encode()
-    except UnicodeEncodeError:
-        raise unencodable_key_error(key) from None
-
-
 def _murmur3_str(n: int) -> ScalarRoute:
     hash32 = mmh3.hash
 
     def shard(key: Any) -> int:
-        return hash32(_utf8(key), signed=False) % n  # bytes: mmh3 crashes on a lone surrogate
+        return hash32(utf8_bytes(key), signed=False) % n  # bytes: mmh3 crashes on a lone surrogate
     return shard
 
 
@@ -211,7 +201,7 @@ def _kafka_int(n: int) -> ScalarRoute:
 
 def _kafka_str(n: int) -> ScalarRoute:
     def shard(key: Any) -> int:
-        data = _utf8(key)
+        data = utf8_bytes(key)
         return (murmur2(data) & _POSITIVE31) % n
     return shard
 
@@ -226,7 +216,7 @@ def _jump_int(n: int) -> ScalarRoute:
 
 def _jump_str(n: int) -> ScalarRoute:
     def shard(key: Any) -> int:
-        data = _utf8(key)
+        data = utf8_bytes(key)
         return jump_hash(murmur3_x64_64(data), n)
     return shard
 
@@ -243,7 +233,7 @@ def _redis_int(n: int) -> ScalarRoute:
 
 def _redis_str(n: int) -> ScalarRoute:
     def shard(key: Any) -> int:
-        data = _utf8(key)
+        data = utf8_bytes(key)
         return redis_slot(data) * n // REDIS_SLOTS
     return shard
 

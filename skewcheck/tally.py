@@ -27,9 +27,9 @@ from skewcheck.frame import Frame, FrameRules, ObservedPart, dense, sparse
 from skewcheck.hashes import murmur3_32_text
 from skewcheck.keytext import INT64_MAX, INT64_MIN, KeyBatch, KeyChunk, checked_int, checked_str
 from skewcheck.limits import (
-    MAX_KEY_CHARS,
     MAX_FRAME_PAIRS,
     MAX_FRAME_WINDOW_S,
+    MAX_KEY_CHARS,
     MAX_MISMATCH_EXAMPLES,
     MAX_OBSERVED_PAIRS,
 )

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 from skewcheck.errors import EXIT_INCONCLUSIVE, EXIT_PASS, InconclusiveError, UsageError
 from skewcheck.infer import DEFAULT_MIN_AGREEMENT, MAX_PAIRS, infer, sample_pairs
-from skewcheck.keytext import KEY_TYPES, INT64_MAX
+from skewcheck.keytext import INT64_MAX, KEY_TYPES
 from skewcheck.routing import ROUTER_NAMES
 
 FORMATS = ("auto", "result", "csv", "jsonl")

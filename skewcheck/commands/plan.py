@@ -65,9 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _recorded_scenario(result: tuple[str, dict[str, Any]] | None) -> Any:
+    from pydantic import ValidationError
+
     from skewcheck.config import Scenario
     from skewcheck.errors import validation_message
-    from pydantic import ValidationError
 
     assert result is not None
     path, raw = result

@@ -19,14 +19,21 @@ from skewcheck.gate import judge
 from skewcheck.keys import HotSpec, KeySpec, MixtureSpec, PrefixedSpec, ReplaySpec
 from skewcheck.keys.replay import count_keys
 from skewcheck.keytext import KeyBatch, parse_key
-from skewcheck.plan import growth, reshard as resharding
+from skewcheck.plan import growth
+from skewcheck.plan import reshard as resharding
 from skewcheck.plan.capacity import CapacityModel, Load
 from skewcheck.plan.curve import Evaluator, thinned
 from skewcheck.plan.keymodel import KeyModel, from_top_keys
 from skewcheck.plan.placement import placement_for
 from skewcheck.plan.rows import capacity_check, recommendation, row
-from skewcheck.plan.search import RESAMPLES, ROBUST_MIN_SPAN, ROBUST_SPAN, Finding, Search, \
-    shown_key
+from skewcheck.plan.search import (
+    RESAMPLES,
+    ROBUST_MIN_SPAN,
+    ROBUST_SPAN,
+    Finding,
+    Search,
+    shown_key,
+)
 from skewcheck.plan.stream import ExactCounts, KeyStream, Progress
 from skewcheck.result import build_result
 from skewcheck.summary import from_counts

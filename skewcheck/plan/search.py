@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-
 from skewcheck.plan.capacity import CapacityModel, Load
 from skewcheck.plan.curve import Evaluator, thinned
 from skewcheck.plan.placement import routable
