@@ -15,15 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from skewcheck import __version__
 from skewcheck.errors import SkewcheckError, UsageError, validation_message
 from skewcheck.keytext import parse_key
+from skewcheck.latency import LatencySummary
 from skewcheck.routing import make_router
 from skewcheck.gate import GateConfig, Judgement, judge
 from skewcheck.summary import Summary, from_counts, summarize_counts
+from skewcheck.timeline import heatmap_json, timeline_of
 from skewcheck.verdict import Check
 
 SCHEMA = "skewcheck.result/1"
 # recomputed from the counts by `skewcheck gate`; every other recorded check is carried as it was
 BALANCE_RULES = {"min_requests", "max_shard_share", "stddev_ratio", "routing_emulation",
-                 "unreached_requests", "shard_failures", "distinct_keys"}
+                 "unreached_requests", "shard_failures", "distinct_keys", "shard_latency",
+                 "max_shard_p99_ratio", "sustained_share"}
 
 
 Count = Annotated[int, Field(ge=0)]
@@ -48,6 +51,32 @@ class ObservedCounts(BaseModel):
     mismatch_examples: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class LatencySection(BaseModel):
+    """Per-shard latency quantiles (ms) as saved: what `skewcheck gate` re-judges them from."""
+
+    model_config = ConfigDict(extra="allow")
+
+    requests: list[Count]
+    p50: list[Optional[float]]
+    p95: list[Optional[float]]
+    p99: list[Optional[float]]
+
+
+class HeatmapRow(BaseModel):
+    shard: int = Field(ge=0)
+    counts: list[Count]
+
+
+class HeatmapSection(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    start: float
+    column_s: float = Field(gt=0)
+    columns: int = Field(ge=1, le=1 << 20)
+    shards: int = Field(ge=1)
+    rows: list[HeatmapRow]
+
+
 class ResultDocument(BaseModel):
     """What `skewcheck gate` needs from a saved result; everything else is carried through."""
 
@@ -68,6 +97,8 @@ class ResultDocument(BaseModel):
     failures: Optional[list[Count]] = None  # failed requests per shard
     unreached: Optional[list[Count]] = None  # requests that never reached the target, per shard
     observed: Optional[ObservedCounts] = None
+    latency: Optional[LatencySection] = None
+    heatmap: Optional[HeatmapSection] = None
     verdict: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -105,6 +136,8 @@ def build_result(
         "failures": None if summary.failures is None else summary.failures.tolist(),
         "unreached": None if summary.unreached is None else summary.unreached.tolist(),
         "summary": summary.to_json(),
+        "latency": None if summary.latency is None else summary.latency.to_json(),
+        "heatmap": None if summary.timeline is None else heatmap_json(summary.timeline, summary.primary),
         "balance": {name: rb.to_json() for name, rb in judgement.routers.items()},
         "diagnosis": {"kind": judgement.diagnosis.kind, "message": judgement.diagnosis.message,
                       "fix": judgement.diagnosis.fix},
@@ -165,6 +198,13 @@ def load_result(path: str | Path) -> tuple[dict[str, Any], ResultDocument]:
         if sum(rc.counts) != doc.requests:
             raise UsageError(f"{p}: routers.{name}: counts add up to {sum(rc.counts)}, not to the "
                              f"{doc.requests} requests")
+    lat = doc.latency
+    if lat is not None and any(len(xs) != doc.shards for xs in (lat.requests, lat.p50, lat.p95, lat.p99)):
+        raise UsageError(f"{p}: latency: per-shard figures for other than {doc.shards} shards")
+    heat = doc.heatmap
+    if heat is not None and (heat.shards != doc.shards or any(
+            r.shard >= doc.shards or len(r.counts) != heat.columns for r in heat.rows)):
+        raise UsageError(f"{p}: heatmap: rows that don't fit {doc.shards} shards × {heat.columns} columns")
     if doc.key_f2 is not None and doc.requests and not doc.requests <= doc.key_f2 <= float(doc.requests) ** 2:
         raise UsageError(f"{p}: key_f2 {doc.key_f2} is impossible for {doc.requests} requests "
                          "(it lies between N and N²)")
@@ -182,13 +222,22 @@ def summary_from_result(doc: ResultDocument, key_type: str = "int") -> Summary:
         except SkewcheckError:
             return None  # a router this version doesn't know: its keys go unnamed
 
+    failures, unreached = per_shard(doc.failures), per_shard(doc.unreached)
+    load = np.array(doc.routers[doc.primary].counts, dtype=np.int64)
+    if doc.observed is not None and doc.observed.requests and len(doc.observed.counts) == doc.shards:
+        load = np.array(doc.observed.counts, dtype=np.int64)
+    latency = None
+    if doc.latency is not None:
+        lat = doc.latency
+        latency = LatencySummary.from_arrays(lat.requests, lat.p50, lat.p95, lat.p99, load, failures, unreached)
     summary = from_counts(
         doc.primary, {name: np.array(rc.counts, dtype=np.int64) for name, rc in doc.routers.items()},
         key_f2=math.nan if doc.key_f2 is None else doc.key_f2, requests=doc.requests,
         duration_s=doc.duration_s, window_s=doc.window_s,
         top_keys=[(_typed(t.key, key_type), t.requests) for t in doc.top_keys],
         top_keys_error=doc.top_keys_error, distinct_keys=doc.distinct_keys,
-        failures=per_shard(doc.failures), unreached=per_shard(doc.unreached), router_of=router_of)
+        failures=failures, unreached=unreached, router_of=router_of, latency=latency,
+        timeline=None if doc.heatmap is None else timeline_of(doc.heatmap.model_dump()))
     obs = doc.observed
     if obs is None or not obs.requests:
         return summary

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from skewcheck.report import findings
+from skewcheck.report import latency as latency_table
+from skewcheck.report.keys import keys_line
 
 ICON = {"pass": "✅", "block": "❌", "inconclusive": "⚠️"}
 
@@ -43,7 +45,11 @@ def render(doc: dict[str, Any]) -> str:
         out += ["", f"**Diagnosis:** {_cell(diag['message'])}"]
         if diag.get("fix"):
             out.append(f"**Fix:** {_cell(diag['fix'])}")
-    if s.get("top_keys"):
+    if doc.get("latency"):
+        out += ["", latency_table.markdown(doc["latency"])]
+    if s.get("keys"):
+        out += ["", "Keys: " + keys_line(s, lambda k: f"`{_cell(k)}`")]
+    elif s.get("top_keys"):
         out += ["", "Hottest keys: " + ", ".join(f"`{_cell(t['key'])}` ({_pct(t['share'])})" for t in s["top_keys"][:5])]
     for c in v["checks"]:
         for f in findings.of(c):

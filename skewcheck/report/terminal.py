@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from skewcheck.report import latency as latency_table
+from skewcheck.report.findings import printable
+from skewcheck.report.keys import keys_line
+
 MARK = {"pass": "ok  ", "block": "FAIL", "inconclusive": "??  "}
 
 
@@ -42,12 +46,16 @@ def render(doc: dict[str, Any], hottest: int = 5) -> str:
     if obs:
         lines += ["", f"observed (X-Shard): {obs['requests']:,} requests, {obs['mismatches']:,} disagreed "
                       f"with {s['primary']}; max share {_pct(obs['max_share'])} on shard {obs['hottest_shard']}"]
+    if doc.get("latency"):
+        lines += ["", latency_table.terminal(doc["latency"])]
     diag = doc.get("diagnosis") or {}
     if diag:
         lines += ["", f"diagnosis: {diag['message']}"]
         if diag.get("fix"):
             lines.append(f"fix: {diag['fix']}")
-    if s.get("top_keys"):
+    if s.get("keys"):
+        lines.append("keys: " + keys_line(s, printable))
+    elif s.get("top_keys"):
         keys = ", ".join(f"{t['key']} ({_pct(t['share'])})" for t in s["top_keys"][:5])
         lines.append(f"hottest keys (Misra–Gries, each may undercount by ≤ {s['top_keys_error']:,}): {keys}")
     plan = doc.get("plan")
