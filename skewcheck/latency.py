@@ -190,6 +190,10 @@ class LatencySummary:
                  unreached: np.ndarray | None) -> None:
         self.requests = sketch.requests()
         self.p50, self.p95, self.p99 = sketch.quantiles(QUANTILES)
+        width = sketch.counts.shape[1]
+        # each latency counted at its bucket's midpoint: within RELATIVE_ERROR, so the sum is too
+        self.sum_ms = sketch.counts @ bucket_value(sketch.lo + np.arange(width)) if width else \
+            np.zeros(sketch.shards)
         self.load = np.asarray(load, dtype=np.int64)  # requests per shard (observed, else primary)
         self.failures = np.zeros_like(self.load) if failures is None else np.asarray(failures)
         tried = self.load + (0 if unreached is None else np.asarray(unreached))
@@ -202,6 +206,7 @@ class LatencySummary:
         """Rebuilt from a saved result's per-shard figures."""
         self = cls.__new__(cls)
         self.requests = np.asarray(requests, dtype=np.int64)
+        self.sum_ms = np.full(len(self.requests), np.nan)
         self.p50, self.p95, self.p99 = (np.array([np.nan if v is None else v for v in xs], dtype=np.float64)
                                         for xs in (p50, p95, p99))
         self.load = np.asarray(load, dtype=np.int64)

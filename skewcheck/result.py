@@ -137,7 +137,9 @@ def build_result(
         "unreached": None if summary.unreached is None else summary.unreached.tolist(),
         "summary": summary.to_json(),
         "latency": None if summary.latency is None else summary.latency.to_json(),
-        "heatmap": None if summary.timeline is None else heatmap_json(summary.timeline, summary.primary),
+        # a simulated plan has no clock: no time axis to draw
+        "heatmap": None if summary.timeline is None or not summary.duration_s else
+        heatmap_json(summary.timeline, summary.primary),
         "balance": {name: rb.to_json() for name, rb in judgement.routers.items()},
         "diagnosis": {"kind": judgement.diagnosis.kind, "message": judgement.diagnosis.message,
                       "fix": judgement.diagnosis.fix},

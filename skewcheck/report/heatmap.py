@@ -9,7 +9,7 @@ from html import escape
 from typing import Any
 
 WIDTH = 900
-LEFT, TOP, BOTTOM = 56, 8, 34  # room for the shard labels, the legend and the time axis
+LEFT, TOP, BOTTOM = 56, 20, 34  # room for the shard labels, the legend and the time axis
 MAX_HEIGHT = 420
 EMPTY = "#eaeef2"  # a column without requests
 
@@ -61,7 +61,9 @@ def svg(section: dict[str, Any], limit: float) -> str:
     for c in range(0, columns + 1, ticks):
         parts.append(f'<text class="time-label" x="{LEFT + c * cell_w:.1f}" y="{axis_y + 12:.1f}" font-size="10" '
                      f'text-anchor="middle">{c * column_s:g} s</text>')
-    parts.append(f'<text x="{LEFT - 4}" y="{axis_y + 12:.1f}" font-size="10" text-anchor="end">shard</text>')
+    parts.append(f'<text x="{LEFT - 4}" y="{TOP - 6}" font-size="10" text-anchor="end">shard</text>'
+                 f'<text x="{WIDTH - 12}" y="{TOP - 6}" font-size="10" text-anchor="end">time since the first '
+                 f'request →</text>')
     legend_y = axis_y + 20
     for i, share in enumerate((0.0, limit / 2, limit, 2 * limit, 3 * limit)):
         x = LEFT + i * 90

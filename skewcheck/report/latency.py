@@ -54,6 +54,11 @@ def markdown(section: dict[str, Any]) -> str:
 
 def html(section: dict[str, Any]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in HEAD)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows(section))
+    def row(r: tuple[str, ...]) -> str:
+        if r[1] == "" and r[4] == "":  # the median row without a median: one cell says why
+            return f'<tr><td>{escape(r[0])}</td><td colspan="{len(HEAD) - 1}">{escape(r[3])}</td></tr>'
+        return "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>"
+
+    body = "".join(row(r) for r in rows(section))
     return (f'<h2>Latency by shard</h2><p>{escape(title(section))}</p>'
             f'<table id="latency"><tr>{head}</tr>{body}</table>')
