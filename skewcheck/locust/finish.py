@@ -7,7 +7,8 @@ collects its workers' final frames (skewcheck.locust.distributed), then the leak
 stop began, so the probe and any idle time after it don't dilute the QPS. A web UI stop prints the
 verdict there and then; a headless run prints it at Locust's `quit` event, after Locust's own
 final tables, so it is the last thing on the console. Checks that edges add at `quitting` (the
-Kafka producer's) are judged again before the exit code is read.
+Kafka producer's) and the workers' last Locust stats (sent when Locust tells them to quit) are
+judged again before the exit code is read.
 """
 
 from __future__ import annotations
@@ -163,8 +164,8 @@ def _on_quitting(environment: Environment, **_kw: Any) -> None:
                 collect_final_frames(run, environment)
             edges.after_load(run)
             finish(run)
-        elif len(run.extra_checks) != run.judged_checks:  # checks added at quitting (the producer's)
-            finish(run)
+        elif len(run.extra_checks) != run.judged_checks or run.doc["locust"] != _locust_counts(environment):
+            finish(run)  # checks added at quitting (the producer's), or the workers' last Locust stats
     finally:
         demo.stop()
 
