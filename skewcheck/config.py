@@ -219,6 +219,8 @@ class MetricsConfig(_Model):
 
     # per router; past it only the hottest shards get series (10^4 shards × 3 routers is 90k series)
     shard_series_limit: int = Field(1024, ge=1)
+    # per-shard latency and failure series: the busiest shards only (each is 3 quantiles + 1 ratio)
+    latency_series_limit: int = Field(10, ge=0, le=1024)
 
 
 class DemoConfig(_Model):

@@ -11,7 +11,11 @@ parsed is added without a further check and can never fail halfway:
      "top_error":<int>,"key_buckets":{"<bucket>":<count>},"distinct":{"<register>":<rank>},
      "failures":{"<shard>":<count>},"unreached":{"<shard>":<count>},"unroutable":<int>,
      "observed":{"shards":{"<shard>":<count>},"requests":<int>,"mismatches":<int>,
-                 "examples":[["<key>",<predicted>,<observed>],...]}}
+                 "examples":[["<key>",<predicted>,<observed>],...]},
+     "latency":{"relative_error":0.02,"min_key":-116,"shards":{"<shard>":[<first bucket>,<count>,...]}}}
+
+`latency` (optional) is each shard's DDSketch (skewcheck.latency): one run of bucket counts from
+its first non-empty bucket on; a frame whose sketch has other parameters is refused.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pydantic import (
 )
 
 from skewcheck.keytext import INT64_MAX, INT64_MIN
+from skewcheck.latency import BUCKETS as LATENCY_BUCKETS, MIN_KEY as LATENCY_MIN_KEY, RELATIVE_ERROR
 from skewcheck.limits import (
     MAX_FRAME_PAIRS,
     MAX_FRAME_REQUESTS,
@@ -98,6 +103,19 @@ class ObservedPart(_Part):
     pairs: Annotated[list[tuple[StrictStr, Int64]], Field(max_length=MAX_FRAME_PAIRS)] | None = None
 
 
+class LatencyPart(_Part):
+    """Per-shard latency sketches: {"<shard>": [first bucket, count, …]}."""
+
+    relative_error: StrictFloat
+    min_key: StrictInt  # the DDSketch key of bucket 0
+    shards: dict[StrictStr, Annotated[list[Count], Field(min_length=2, max_length=LATENCY_BUCKETS + 1)]] = \
+        Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, shards: dict[str, list[int]]) -> LatencyPart:
+        return cls.model_construct(relative_error=RELATIVE_ERROR, min_key=LATENCY_MIN_KEY, shards=shards)
+
+
 class Frame(_Part):
     v: Annotated[StrictInt, Field(ge=1, le=1)]  # JSON true is no version
     kind: Literal["frame"]
@@ -115,6 +133,7 @@ class Frame(_Part):
     unreached: dict[StrictStr, Count] = Field(default_factory=dict)  # never reached (not in requests)
     observed: ObservedPart | None = None
     unroutable: Count = 0  # keys no router could take (not in `requests`)
+    latency: LatencyPart | None = None  # per-shard latency sketches
 
     _rules: FrameRules | None = PrivateAttr(None)
 
@@ -244,6 +263,8 @@ def _check(frame: Frame, rules: FrameRules) -> None:
         _check_key(key, rules.key_type, "top key")
         if count > frame.requests:
             raise FrameError(INCONSISTENT_FRAME, f"top key count {count} exceeds the {frame.requests} requests")
+    if frame.latency is not None:
+        _check_latency(frame.latency, frame.requests, rules.shards)
     obs = frame.observed
     if obs is not None:
         _check_shards(obs.shards, rules.shards, "observed")
@@ -261,6 +282,20 @@ def _check(frame: Frame, rules: FrameRules) -> None:
                 raise FrameError(SHARD_OUT_OF_RANGE, f"observed pair: shard {shard} is negative")
         if len(obs.pairs or ()) > obs.requests:
             raise FrameError(INCONSISTENT_FRAME, "observed pairs exceed the observed requests")
+
+
+def _check_latency(part: LatencyPart, requests: int, shards: int) -> None:
+    if part.relative_error != RELATIVE_ERROR or part.min_key != LATENCY_MIN_KEY:
+        raise FrameError(INCONSISTENT_FRAME, f"latency sketches with relative error {part.relative_error:g} "
+                         f"from key {part.min_key}; this tally keeps {RELATIVE_ERROR:g} from key {LATENCY_MIN_KEY}")
+    _check_shards(part.shards, shards, "latency")
+    total = 0
+    for shard, run in part.shards.items():
+        if run[0] + len(run) - 1 > LATENCY_BUCKETS:
+            raise FrameError(OUT_OF_RANGE, f"latency: shard {shard}'s buckets run past {LATENCY_BUCKETS - 1}")
+        total += sum(run) - run[0]
+    if total > requests:
+        raise FrameError(INCONSISTENT_FRAME, "more latencies than requests")
 
 
 def _check_shards(counts: dict[str, int], shards: int, what: str) -> None:

@@ -22,6 +22,7 @@ from skewcheck.errors import UsageError, validation_message
 from skewcheck.gate import Judgement
 from skewcheck.report.result_json import plain
 from skewcheck.summary import Summary
+from skewcheck.timeline import heatmap_json
 
 SCHEMA = "skewcheck.result/1"
 MAX_RESULT_BYTES = 256 << 20  # counts of 10^6 shards × a few routers as JSON: far below
@@ -147,6 +148,28 @@ class SummaryRecord(_Section):
     observed: Optional[dict[str, Any]] = None
 
 
+class LatencySection(_Section):
+    """Per-shard latency quantiles (ms) as saved: what `skewcheck gate` re-judges them from."""
+
+    requests: list[Count]
+    p50: list[Optional[float]]
+    p95: list[Optional[float]]
+    p99: list[Optional[float]]
+
+
+class HeatmapRow(_Section):
+    shard: int = Field(ge=0)
+    counts: list[Count]
+
+
+class HeatmapSection(_Section):
+    start: float
+    column_s: float = Field(gt=0)
+    columns: int = Field(ge=1, le=1 << 20)
+    shards: int = Field(ge=1)
+    rows: list[HeatmapRow]
+
+
 class ResultDocument(_Section):
     """The whole document. `skewcheck gate` re-judges it from the typed counts and keys."""
 
@@ -168,6 +191,8 @@ class ResultDocument(_Section):
     top_keys_error: Count = 0
     failures: Optional[list[Count]] = None  # failed requests per shard
     unreached: Optional[list[Count]] = None  # requests that never reached the target, per shard
+    latency: Optional[LatencySection] = None
+    heatmap: Optional[HeatmapSection] = None
     summary: Optional[SummaryRecord] = None
     balance: dict[str, BalanceRecord] = Field(default_factory=dict)
     diagnosis: Optional[DiagnosisRecord] = None
@@ -214,6 +239,10 @@ def build_result(
         "failures": None if summary.failures is None else summary.failures.tolist(),
         "unreached": None if summary.unreached is None else summary.unreached.tolist(),
         "summary": summary.to_json(),
+        "latency": None if summary.latency is None else summary.latency.to_json(),
+        # a simulated plan has no clock: no time axis to draw
+        "heatmap": None if summary.timeline is None or not summary.duration_s else
+        heatmap_json(summary.timeline, summary.primary),
         "balance": {name: rb.to_json() for name, rb in judgement.routers.items()},
         "diagnosis": {"kind": judgement.diagnosis.kind, "message": judgement.diagnosis.message,
                       "fix": judgement.diagnosis.fix},
@@ -273,6 +302,13 @@ def load_result(path: str | Path) -> tuple[dict[str, Any], ResultDocument]:
         values = getattr(doc, name)
         if values is not None and len(values) != doc.shards:
             raise UsageError(f"{p}: {name}: {len(values)} counts for {doc.shards} shards")
+    lat = doc.latency
+    if lat is not None and any(len(xs) != doc.shards for xs in (lat.requests, lat.p50, lat.p95, lat.p99)):
+        raise UsageError(f"{p}: latency: per-shard figures for other than {doc.shards} shards")
+    heat = doc.heatmap
+    if heat is not None and (heat.shards != doc.shards or any(
+            r.shard >= doc.shards or len(r.counts) != heat.columns for r in heat.rows)):
+        raise UsageError(f"{p}: heatmap: rows that don't fit {doc.shards} shards × {heat.columns} columns")
     if doc.observed is not None and len(doc.observed.counts) != doc.shards:
         raise UsageError(f"{p}: observed.counts: {len(doc.observed.counts)} counts for {doc.shards} shards")
     if doc.key_f2 is not None and doc.requests and not doc.requests <= doc.key_f2 <= float(doc.requests) ** 2:

@@ -20,10 +20,12 @@ from skewcheck.config import load_scenario
 from skewcheck.errors import SkewcheckError, UsageError, validation_message
 from skewcheck.gate import GateConfig, Judgement, judge, limit_problem
 from skewcheck.keytext import parse_key
+from skewcheck.latency import LatencySummary
 from skewcheck.report import terminal, write_reports
 from skewcheck.result import ResultDocument, build_result, load_result
 from skewcheck.routing import make_router
 from skewcheck.summary import Summary, from_counts, summarize_counts
+from skewcheck.timeline import timeline_of
 from skewcheck.verdict import Check
 
 REPORT_FORMATS = ["json", "junit", "markdown", "html"]
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         gate_cfg = saved_gate(raw, args.result)
     summary, judgement = rejudge(doc, gate_cfg, _key_type(raw))
-    keep = {k: raw[k] for k in ("plan", "leak", "producer", "sidecar", "sidecars", "scenario", "kind") if k in raw}
+    keep = {k: raw[k] for k in ("plan", "leak", "producer", "sidecar", "sidecars", "scenario", "kind", "locust")
+            if raw.get(k) is not None}
     if "plan" in keep and args.config:
         from skewcheck.plan import rejudge_plan
 
@@ -121,7 +124,8 @@ def _report(doc: dict, args: argparse.Namespace, code: int) -> int:
 
 # recomputed from the counts; every other recorded check is carried as it was
 BALANCE_RULES = {"min_requests", "max_shard_share", "stddev_ratio", "routing_emulation",
-                 "unreached_requests", "shard_failures", "distinct_keys"}
+                 "unreached_requests", "shard_failures", "distinct_keys", "shard_latency",
+                 "max_shard_p99_ratio", "sustained_share"}
 
 
 def summary_from_result(doc: ResultDocument, key_type: str = "int") -> Summary:
@@ -135,13 +139,22 @@ def summary_from_result(doc: ResultDocument, key_type: str = "int") -> Summary:
         except SkewcheckError:
             return None  # a router this version doesn't know: its keys go unnamed
 
+    failures, unreached = per_shard(doc.failures), per_shard(doc.unreached)
+    load = np.array(doc.routers[doc.primary].counts, dtype=np.int64)
+    if doc.observed is not None and doc.observed.requests:
+        load = np.array(doc.observed.counts, dtype=np.int64)
+    latency = None
+    if doc.latency is not None:
+        lat = doc.latency
+        latency = LatencySummary.from_arrays(lat.requests, lat.p50, lat.p95, lat.p99, load, failures, unreached)
     summary = from_counts(
         doc.primary, {name: np.array(rc.counts, dtype=np.int64) for name, rc in doc.routers.items()},
         key_f2=math.nan if doc.key_f2 is None else doc.key_f2, requests=doc.requests,
         duration_s=doc.duration_s, window_s=doc.window_s,
         top_keys=[(_typed(t.key, key_type), t.requests) for t in doc.top_keys],
         top_keys_error=doc.top_keys_error, distinct_keys=doc.distinct_keys,
-        failures=per_shard(doc.failures), unreached=per_shard(doc.unreached), router_of=router_of)
+        failures=failures, unreached=unreached, router_of=router_of, latency=latency,
+        timeline=None if doc.heatmap is None else timeline_of(doc.heatmap.model_dump()))
     obs = doc.observed
     if obs is None or not obs.requests:
         return summary

@@ -105,6 +105,7 @@ class DecodedBatch:
     keys: list[int | str] = field(default_factory=list)
     observed: list[int | None] = field(default_factory=list)  # aligned with keys
     failed: list[bool] = field(default_factory=list)  # aligned with keys: the event said ok: false
+    latency_ms: list[float | None] = field(default_factory=list)  # aligned with keys; None: not given
     frames: list[Frame] = field(default_factory=list)
     malformed: dict[str, int] = field(default_factory=dict)
     messages: int = 0
@@ -144,7 +145,7 @@ class Decoder:
 
     def decode(self, values: list[bytes | None]) -> DecodedBatch:
         batch = DecodedBatch(messages=len(values))
-        keys, observed, failed = batch.keys, batch.observed, batch.failed
+        keys, observed, failed, latency = batch.keys, batch.observed, batch.failed, batch.latency_ms
         validate = self._validate_event
         int_keys = self.key_type == "int"
         has_shard = self.shard_field is not None
@@ -174,6 +175,7 @@ class Decoder:
             keys.append(key)
             observed.append(event.shard if has_shard else None)
             failed.append(event.ok is False)
+            latency.append(event.latency_ms)
         return batch
 
     # --- frames ---------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ from __future__ import annotations
 import html
 from typing import Any, Sequence
 
-from skewcheck.report import findings, saturation
+from skewcheck.report import findings, heatmap, saturation
+from skewcheck.report import latency as latency_table
 from skewcheck.report.escape import html_text as escape
+from skewcheck.report.keys import keys_line
 
 COLOR = {"pass": "#1a7f37", "block": "#cf222e", "inconclusive": "#9a6700"}
 CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#1f2328}
@@ -122,7 +124,14 @@ def render(doc: dict[str, Any]) -> str:
     obs = doc.get("observed")
     if obs and obs.get("requests"):
         body.append("<h3>observed (X-Shard)</h3>" + share_chart("observed", obs["counts"], limit))
-    if s.get("top_keys"):
+    if doc.get("heatmap"):
+        body.append(f'<h2>Hot shards over time</h2><p>{escape(heatmap.caption(doc["heatmap"]))}</p>'
+                    + heatmap.svg(doc["heatmap"], limit))
+    if doc.get("latency"):
+        body.append(latency_table.html(doc["latency"]))
+    if s.get("keys"):
+        body.append(f'<h2>Keys</h2><p id="keys">{escape(keys_line(s, str))}</p>')
+    elif s.get("top_keys"):
         body.append(f"<h2>Hottest keys</h2><p>Misra–Gries summary; each count may be low by up to "
                     f"{s['top_keys_error']:,}.</p><table><tr><th>key</th><th>requests</th><th>share</th></tr>")
         body += [f"<tr><td><code>{escape(t['key'])}</code></td><td>{t['requests']:,}</td>"

@@ -7,8 +7,9 @@ import re
 from typing import Any
 
 from skewcheck.report import findings
+from skewcheck.report import latency as latency_table
 from skewcheck.report.escape import capped_markdown, html_text, markdown_code, markdown_text
-from skewcheck.report.terminal import NOTABLE_KEY_SHARE
+from skewcheck.report.keys import keys_line
 
 ICON = {"pass": "✅", "block": "❌", "inconclusive": "⚠️"}
 
@@ -61,9 +62,12 @@ def render(doc: dict[str, Any]) -> str:
         out += ["", f"**Diagnosis:** {_cell(diag['message'])}"]
         if diag.get("fix"):
             out.append(f"**Fix:** {_cell(diag['fix'])}")
-    notable = [t for t in s.get("top_keys", [])[:5] if t["share"] >= NOTABLE_KEY_SHARE]
-    if notable:
-        out += ["", "Hottest keys: " + ", ".join(f"{markdown_code(t['key'])} ({_pct(t['share'])})" for t in notable)]
+    if doc.get("latency"):
+        out += ["", latency_table.markdown(doc["latency"])]
+    if s.get("keys"):
+        out += ["", "Keys: " + keys_line(s, markdown_code)]
+    elif s.get("top_keys"):
+        out += ["", "Hottest keys: " + ", ".join(f"{markdown_code(t['key'])} ({_pct(t['share'])})" for t in s["top_keys"][:5])]
     for c in v["checks"]:
         for f in findings.of(c):
             out += ["", f"<details><summary>{html_text(c['rule'])}: {html_text(findings.title(f))}</summary>", "",

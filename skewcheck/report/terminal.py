@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from skewcheck.report import latency as latency_table
 from skewcheck.report.escape import printable
-
-NOTABLE_KEY_SHARE = 0.005  # keys below half a percent of the requests are not worth listing
+from skewcheck.report.keys import keys_line
 
 MARK = {"pass": "ok  ", "block": "FAIL", "inconclusive": "??  "}
 
@@ -50,20 +50,18 @@ def render(doc: dict[str, Any], hottest: int = 5) -> str:
     if obs:
         lines += ["", f"observed (X-Shard): {obs['requests']:,} requests, {obs['mismatches']:,} disagreed "
                       f"with {s['primary']}; max share {_pct(obs['max_share'])} on shard {obs['hottest_shard']}"]
+    if doc.get("latency"):
+        lines += ["", *latency_table.terminal(doc["latency"]).split("\n")]
     diag = doc.get("diagnosis") or {}
     if diag:
         lines += ["", f"diagnosis: {diag['message']}"]
         if diag.get("fix"):
             lines.append(f"fix: {diag['fix']}")
-    notable = [t for t in s.get("top_keys", [])[:5] if t["share"] >= NOTABLE_KEY_SHARE]
-    distinct = f"{s['distinct_keys']:,} distinct keys" if s.get("distinct_keys") is not None else ""
-    if notable:
-        keys = ", ".join(f"{t['key']} ({_pct(t['share'])})" for t in notable)
-        bound = ("exact counts" if not s["top_keys_error"] else
-                 f"each may undercount by ≤ {s['top_keys_error']:,}")
-        lines.append(f"hottest keys ({bound}; {distinct or 'distinct keys unknown'}): {keys}")
-    elif distinct:
-        lines.append(f"{distinct}; none carries {_pct(NOTABLE_KEY_SHARE)} of the requests")
+    if s.get("keys"):
+        lines.append("keys: " + keys_line(s, printable))
+    elif s.get("top_keys"):
+        keys = ", ".join(f"{t['key']} ({_pct(t['share'])})" for t in s["top_keys"][:5])
+        lines.append(f"hottest keys (Misra–Gries, each may undercount by ≤ {s['top_keys_error']:,}): {keys}")
     plan = doc.get("plan")
     if plan:
         lines += ["", *render_plan(plan).split("\n")]

@@ -56,7 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path.rstrip("/") or "/"
         state = self.state
         if path == "/metrics":
-            body = exposition(state.metrics_snapshot, state.scenario.metrics.shard_series_limit)
+            body = exposition(state.metrics_snapshot, state.scenario.metrics.shard_series_limit,
+                              state.scenario.metrics.latency_series_limit)
             self._send(200, body, CONTENT_TYPE_LATEST)
         elif path == "/verdict":
             self._json(state.result())

@@ -92,8 +92,10 @@ class SidecarState:
         with self.lock:
             tally = self.tally
             if batch.keys:  # decoded keys are checked already: routed once, observed shards too
+                timed = any(t is not None for t in batch.latency_ms)
                 tally.add_many(batch.keys, ts=now, observed=batch.observed if batch.any_observed else None,
-                               failed=np.array(batch.failed, dtype=bool) if any(batch.failed) else None)
+                               failed=np.array(batch.failed, dtype=bool) if any(batch.failed) else None,
+                               latency_ms=batch.latency_ms if timed else None)
             for frame in batch.frames:
                 tally.add_frame(frame, ts=now)
             self.consumed += batch.messages
