@@ -9,6 +9,7 @@ from typing import Any, Sequence
 from skewcheck.report import findings, heatmap, saturation
 from skewcheck.report import latency as latency_table
 from skewcheck.report.escape import html_text as escape
+from skewcheck.report.figures import busy, pct, qps
 from skewcheck.report.keys import keys_line
 
 COLOR = {"pass": "#1a7f37", "block": "#cf222e", "inconclusive": "#9a6700"}
@@ -19,8 +20,6 @@ svg{background:#f6f8fa;border:1px solid #d0d7de;margin:.5em 0}
 pre{background:#f6f8fa;padding:.5em;overflow:auto}"""
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
 
 
 MAX_BARS = 1024  # shards drawn one bar each; past it the hottest, and a histogram of all
@@ -47,20 +46,20 @@ def share_chart(title: str, counts: Sequence[int], limit: float, width: int = 90
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
              f'width="{width}" height="{height}" data-router="{name}"><title>{name}</title>']
     for tick in (0.0, top / 2, top):
-        parts.append(f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" font-size="10" text-anchor="end">{_pct(tick)}</text>')
+        parts.append(f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" font-size="10" text-anchor="end">{pct(tick)}</text>')
     hottest = max(range(len(shares)), key=shares.__getitem__) if shares else -1
     for pos, (shard, share) in enumerate(zip(shown, shares)):
         color = "#cf222e" if share > limit else ("#bf8700" if pos == hottest else "#0969da")
         h = plot_h * share / top
         parts.append(f'<rect class="bar" data-shard="{shard}" data-share="{share:.6f}" x="{left + pos * bar_w:.2f}" '
                      f'y="{10 + plot_h - h:.2f}" width="{max(bar_w - (1 if bar_w > 3 else 0), 0.5):.2f}" '
-                     f'height="{h:.2f}" fill="{color}"><title>shard {shard}: {_pct(share)} '
+                     f'height="{h:.2f}" fill="{color}"><title>shard {shard}: {pct(share)} '
                      f'({counts[shard]:,})</title></rect>')
     ly = y(limit)
     parts.append(f'<line class="limit" x1="{left}" x2="{left + plot_w}" y1="{ly:.1f}" y2="{ly:.1f}" '
                  f'stroke="#cf222e" stroke-dasharray="6 4"/>')
     parts.append(f'<text x="{left + plot_w}" y="{ly - 4:.1f}" font-size="11" text-anchor="end" '
-                 f'fill="#cf222e">limit {_pct(limit)}</text>')
+                 f'fill="#cf222e">limit {pct(limit)}</text>')
     axis = f"shard (0–{k - 1})" if k <= MAX_BARS else f"the hottest {MAX_BARS:,} of {k:,} shards, hottest first"
     parts.append(f'<text x="{left + plot_w / 2}" y="{height - 6}" font-size="11" text-anchor="middle">'
                  f'{axis}</text></svg>')
@@ -83,10 +82,10 @@ def _histogram(title: str, shares: list[float], limit: float, width: int, height
     for i, n in enumerate(bins):
         h = plot_h * n / most
         parts.append(f'<rect x="{left + i * bar_w:.2f}" y="{10 + plot_h - h:.2f}" width="{max(bar_w - 1, 0.5):.2f}" '
-                     f'height="{h:.2f}" fill="#57606a"><title>{n:,} shards at {_pct(i * high / HISTOGRAM_BINS)}–'
-                     f'{_pct((i + 1) * high / HISTOGRAM_BINS)}</title></rect>')
+                     f'height="{h:.2f}" fill="#57606a"><title>{n:,} shards at {pct(i * high / HISTOGRAM_BINS)}–'
+                     f'{pct((i + 1) * high / HISTOGRAM_BINS)}</title></rect>')
     parts.append(f'<text x="{left + plot_w / 2}" y="{height - 6}" font-size="11" text-anchor="middle">'
-                 f'share of requests (0–{_pct(high)}); bar height: number of shards</text></svg>')
+                 f'share of requests (0–{pct(high)}); bar height: number of shards</text></svg>')
     return "".join(parts)
 
 
@@ -118,7 +117,7 @@ def render(doc: dict[str, Any]) -> str:
         rs = s["routers"][name]
         lo, hi = doc["balance"][name]["max_share_interval"]
         body.append(f"<h3>{escape(name)}{' (primary)' if name == s['primary'] else ''}</h3>"
-                    f"<p>max share {_pct(rs['max_share'])} ({_pct(lo)}–{_pct(hi)}) on shard {rs['hottest_shard']}; "
+                    f"<p>max share {pct(rs['max_share'])} ({pct(lo)}–{pct(hi)}) on shard {rs['hottest_shard']}; "
                     f"stddev ratio {rs['stddev_ratio']:.3f} vs floor {rs['stddev_ratio_floor'] or 0:.3f}</p>")
         body.append(share_chart(name, rc["counts"], limit))
     obs = doc.get("observed")
@@ -135,7 +134,7 @@ def render(doc: dict[str, Any]) -> str:
         body.append(f"<h2>Hottest keys</h2><p>Misra–Gries summary; each count may be low by up to "
                     f"{s['top_keys_error']:,}.</p><table><tr><th>key</th><th>requests</th><th>share</th></tr>")
         body += [f"<tr><td><code>{escape(t['key'])}</code></td><td>{t['requests']:,}</td>"
-                 f"<td>{_pct(t['share'])}</td></tr>" for t in s["top_keys"]]
+                 f"<td>{pct(t['share'])}</td></tr>" for t in s["top_keys"]]
         body.append("</table>")
     for c in v["checks"]:
         for f in findings.of(c):
@@ -149,14 +148,8 @@ def render(doc: dict[str, Any]) -> str:
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
 
 
-def _busy(u: float | None) -> str:
-    if u is None:
-        return "—"
-    return f"{u:.1f}× capacity" if u >= 2 else f"{u:.0%} of capacity"
 
 
-def _qps(x: float | None) -> str:
-    return "—" if x is None else ("never" if x == float("inf") else f"{x:,.0f}")
 
 
 def render_plan(plan: dict[str, Any]) -> str:
@@ -180,8 +173,8 @@ def render_plan(plan: dict[str, Any]) -> str:
     for r in plan["rows"]:
         out.append(f"<tr><td>{escape(r['router'])}</td><td>{r['shards']}</td>"
                    f"<td>{escape(', '.join(r['roles']))}</td><td>shard {r['hottest_shard']} "
-                   f"({_pct(r['hottest_share'])})</td><td>{_busy(r.get('utilisation'))}</td>"
-                   f"<td>{_qps(r.get('saturation_qps'))}</td>"
+                   f"({pct(r['hottest_share'])})</td><td>{busy(r.get('utilisation'))}</td>"
+                   f"<td>{qps(r.get('saturation_qps'))}</td>"
                    f'<td style="color:{COLOR[r["status"]]}">{escape(r["status"])}</td></tr>')
     out.append("</table>")
     findings_ = (plan.get("search") or {}).get("findings") or {}
@@ -201,10 +194,10 @@ def render_plan(plan: dict[str, Any]) -> str:
                    "<tr><th>router</th><th>keys moved</th><th>traffic moved</th>"
                    "<th>evenly spread keys</th><th>hottest after</th><th>verdict</th></tr>")
         for r in rs["routers"]:
-            even = "—" if r["expected_moved"] is None else _pct(r["expected_moved"])
-            out.append(f"<tr><td>{escape(r['router'])}</td><td>{_pct(r['keys_moved'])}</td>"
-                       f"<td>{_pct(r['traffic_moved'])}</td><td>{even}</td><td>shard "
-                       f"{r['hottest_shard']} ({_pct(r['max_share'])})</td>"
+            even = "—" if r["expected_moved"] is None else pct(r["expected_moved"])
+            out.append(f"<tr><td>{escape(r['router'])}</td><td>{pct(r['keys_moved'])}</td>"
+                       f"<td>{pct(r['traffic_moved'])}</td><td>{even}</td><td>shard "
+                       f"{r['hottest_shard']} ({pct(r['max_share'])})</td>"
                        f"<td>{escape(r['status'])}</td></tr>")
         out.append("</table>")
     growth = plan.get("growth")
@@ -217,8 +210,8 @@ def render_plan(plan: dict[str, Any]) -> str:
             now, then = g["now"], g["then"]
             out.append(f"<tr><td>{escape(g['router'])}</td><td>{g['shards']}</td>"
                        f"<td>{now['hottest_shard']} → {then['hottest_shard']} "
-                       f"({escape(g['change'])})</td><td>{_pct(now['max_share'])} → "
-                       f"{_pct(then['max_share'])}</td><td>{_qps(now['saturation_qps'])} → "
-                       f"{_qps(then['saturation_qps'])}</td></tr>")
+                       f"({escape(g['change'])})</td><td>{pct(now['max_share'])} → "
+                       f"{pct(then['max_share'])}</td><td>{qps(now['saturation_qps'])} → "
+                       f"{qps(then['saturation_qps'])}</td></tr>")
         out.append("</table>")
     return "".join(out)

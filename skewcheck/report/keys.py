@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
+from skewcheck.report.figures import pct
 
 
 def keys_line(summary: dict[str, Any], quote: Callable[[str], str], listed: int = 5) -> str:
@@ -25,11 +23,11 @@ def keys_line(summary: dict[str, Any], quote: Callable[[str], str], listed: int 
     many = "an unknown number of distinct keys" if distinct is None else \
         f"{'' if exact else '≈'}{distinct:,} distinct key{'s' if distinct != 1 else ''}"
     notable = keys.get("notable") or []
-    rule = (f"≥ {_pct(keys.get('notable_share', 0.01))} of the requests and ≥ "
+    rule = (f"≥ {pct(keys.get('notable_share', 0.01))} of the requests and ≥ "
             f"{keys.get('notable_over_mean', 2.0):g}× the mean key's share")
     if not notable:
         return f"{many}, {how}; no key stands out ({rule}); the busiest carries " \
-               f"{_pct(keys.get('busiest_share', 0.0))}"
-    shown = ", ".join(f"{quote(str(k['key']))} ({_pct(k['share'])})" for k in notable[:listed])
+               f"{pct(keys.get('busiest_share', 0.0))}"
+    shown = ", ".join(f"{quote(str(k['key']))} ({pct(k['share'])})" for k in notable[:listed])
     more = f" and {len(notable) - listed} more" if len(notable) > listed else ""
     return f"{many}, {how}; hot keys ({rule}): {shown}{more}"

@@ -8,22 +8,19 @@ from html import escape
 from typing import Any
 
 from skewcheck.latency import ms
+from skewcheck.report.figures import pct
 
 HEAD = ("shard", "requests", "share", "p50", "p95", "p99", "failed")
 
 
-def _pct(x: float | None) -> str:
-    return "?" if x is None else f"{x * 100:.1f}%"
-
-
 def rows(section: dict[str, Any]) -> list[tuple[str, ...]]:
     """The table's cells as text: one row per shown shard, then the median shard."""
-    out = [(str(r["shard"]), f"{r['requests']:,}", _pct(r["share"]), ms(r["p50"]), ms(r["p95"]), ms(r["p99"]),
-            _pct(r["failure_rate"])) for r in section.get("shards", [])]
+    out = [(str(r["shard"]), f"{r['requests']:,}", pct(r["share"]), ms(r["p50"]), ms(r["p95"]), ms(r["p99"]),
+            pct(r["failure_rate"])) for r in section.get("shards", [])]
     median = section.get("median")
     if median:
         out.append((f"median of {median['shards']} other", "", "", ms(median["p50"]), ms(median["p95"]),
-                    ms(median["p99"]), _pct(median["failure_rate"])))
+                    ms(median["p99"]), pct(median["failure_rate"])))
     else:
         out.append(("median", "", "", "no other shard served enough requests", "", "", ""))
     return out

@@ -9,13 +9,12 @@ from typing import Any
 from skewcheck.report import findings
 from skewcheck.report import latency as latency_table
 from skewcheck.report.escape import capped_markdown, html_text, markdown_code, markdown_text
+from skewcheck.report.figures import busy, pct, qps
 from skewcheck.report.keys import keys_line
 
 ICON = {"pass": "✅", "block": "❌", "inconclusive": "⚠️"}
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
 
 
 def _cell(text: Any) -> str:
@@ -55,7 +54,7 @@ def render(doc: dict[str, Any]) -> str:
         lo, hi = rb["max_share_interval"]
         excess = "?" if rb["stddev_excess"] is None else f"{rb['stddev_excess']:.3f}"
         floor = "?" if rs["stddev_ratio_floor"] is None else f"{rs['stddev_ratio_floor']:.3f}"
-        out.append(f"| {_cell(name)} | {rs['hottest_shard']} | {_pct(rs['max_share'])} ({_pct(lo)}–{_pct(hi)}) | "
+        out.append(f"| {_cell(name)} | {rs['hottest_shard']} | {pct(rs['max_share'])} ({pct(lo)}–{pct(hi)}) | "
                    f"{rs['stddev_ratio']:.3f} | {floor} | {excess} |")
     diag = doc.get("diagnosis") or {}
     if diag:
@@ -67,7 +66,7 @@ def render(doc: dict[str, Any]) -> str:
     if s.get("keys"):
         out += ["", "Keys: " + keys_line(s, markdown_code)]
     elif s.get("top_keys"):
-        out += ["", "Hottest keys: " + ", ".join(f"{markdown_code(t['key'])} ({_pct(t['share'])})" for t in s["top_keys"][:5])]
+        out += ["", "Hottest keys: " + ", ".join(f"{markdown_code(t['key'])} ({pct(t['share'])})" for t in s["top_keys"][:5])]
     for c in v["checks"]:
         for f in findings.of(c):
             out += ["", f"<details><summary>{html_text(c['rule'])}: {html_text(findings.title(f))}</summary>", "",
@@ -78,14 +77,8 @@ def render(doc: dict[str, Any]) -> str:
     return capped_markdown("\n".join(out) + "\n")
 
 
-def _busy(u: float | None) -> str:
-    if u is None:
-        return "—"
-    return f"{u:.1f}× capacity" if u >= 2 else f"{u:.0%} of capacity"
 
 
-def _qps(x: float | None) -> str:
-    return "—" if x is None else ("never" if x == float("inf") else f"{x:,.0f}")
 
 
 def render_plan(plan: dict[str, Any]) -> list[str]:
@@ -109,8 +102,8 @@ def render_plan(plan: dict[str, Any]) -> list[str]:
             "|---|---|---|---|---|---|---|"]
     for r in plan["rows"]:
         out.append(f"| {_cell(r['router'])} | {r['shards']} | {_cell(', '.join(r['roles']))} | "
-                   f"shard {r['hottest_shard']} ({_pct(r['hottest_share'])}) | "
-                   f"{_busy(r.get('utilisation'))} | {_qps(r.get('saturation_qps'))} | "
+                   f"shard {r['hottest_shard']} ({pct(r['hottest_share'])}) | "
+                   f"{busy(r.get('utilisation'))} | {qps(r.get('saturation_qps'))} | "
                    f"{ICON[r['status']]} {r['status']} |")
     findings = (plan.get("search") or {}).get("findings") or {}
     if findings:
@@ -128,15 +121,15 @@ def render_plan(plan: dict[str, Any]) -> list[str]:
                 "| verdict |",
                 "|---|---|---|---|---|---|"]
         for r in rs["routers"]:
-            even = "—" if r["expected_moved"] is None else _pct(r["expected_moved"])
-            out.append(f"| {_cell(r['router'])} | {_pct(r['keys_moved'])} | "
-                       f"{_pct(r['traffic_moved'])} | {even} | shard {r['hottest_shard']} "
-                       f"({_pct(r['max_share'])}) | {r['status']} |")
+            even = "—" if r["expected_moved"] is None else pct(r["expected_moved"])
+            out.append(f"| {_cell(r['router'])} | {pct(r['keys_moved'])} | "
+                       f"{pct(r['traffic_moved'])} | {even} | shard {r['hottest_shard']} "
+                       f"({pct(r['max_share'])}) | {r['status']} |")
     growth = plan.get("growth")
     if growth:
         out += ["", f"Growth at {_cell(growth['horizon'])}:", ""]
         out += [f"- {markdown_code(g['router'])} over {g['shards']}: {_cell(g['change'])} (shard "
                 f"{g['now']['hottest_shard']} → {g['then']['hottest_shard']}, max share "
-                f"{_pct(g['now']['max_share'])} → {_pct(g['then']['max_share'])})"
+                f"{pct(g['now']['max_share'])} → {pct(g['then']['max_share'])})"
                 for g in growth["rows"]]
     return out

@@ -7,13 +7,12 @@ from typing import Any
 
 from skewcheck.report import latency as latency_table
 from skewcheck.report.escape import printable
+from skewcheck.report.figures import busy, pct, qps
 from skewcheck.report.keys import keys_line
 
 MARK = {"pass": "ok  ", "block": "FAIL", "inconclusive": "??  "}
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
 
 
 def _num(x: float | None) -> str:
@@ -37,19 +36,19 @@ def render(doc: dict[str, Any], hottest: int = 5) -> str:
         lo, hi = rb["max_share_interval"]
         lines += [
             "",
-            f"{name}{tag}: max share {_pct(rs['max_share'])} [{_pct(lo)}–{_pct(hi)}] on shard "
+            f"{name}{tag}: max share {pct(rs['max_share'])} [{pct(lo)}–{pct(hi)}] on shard "
             f"{rs['hottest_shard']}; stddev ratio {rs['stddev_ratio']:.3f} vs {_num(rs['stddev_ratio_floor'])} "
             f"for a random hash of these keys (excess {_num(rb['stddev_excess'])}); {rb['status']}",
             f"  {'shard':>6} {'requests':>10} {'share':>7} {'95% interval':>16}" + (f" {'QPS':>9}" if timed else ""),
         ]
         for h in rs["hottest"][:hottest]:
             a, b = h["share_interval"]
-            lines.append(f"  {h['shard']:>6} {h['requests']:>10,} {_pct(h['share']):>7} "
-                         f"{_pct(a) + '–' + _pct(b):>16}" + (f" {h['qps']:>9.1f}" if timed else ""))
+            lines.append(f"  {h['shard']:>6} {h['requests']:>10,} {pct(h['share']):>7} "
+                         f"{pct(a) + '–' + pct(b):>16}" + (f" {h['qps']:>9.1f}" if timed else ""))
     obs = s.get("observed")
     if obs:
         lines += ["", f"observed (X-Shard): {obs['requests']:,} requests, {obs['mismatches']:,} disagreed "
-                      f"with {s['primary']}; max share {_pct(obs['max_share'])} on shard {obs['hottest_shard']}"]
+                      f"with {s['primary']}; max share {pct(obs['max_share'])} on shard {obs['hottest_shard']}"]
     if doc.get("latency"):
         lines += ["", *latency_table.terminal(doc["latency"]).split("\n")]
     diag = doc.get("diagnosis") or {}
@@ -60,7 +59,7 @@ def render(doc: dict[str, Any], hottest: int = 5) -> str:
     if s.get("keys"):
         lines.append("keys: " + keys_line(s, printable))
     elif s.get("top_keys"):
-        keys = ", ".join(f"{t['key']} ({_pct(t['share'])})" for t in s["top_keys"][:5])
+        keys = ", ".join(f"{t['key']} ({pct(t['share'])})" for t in s["top_keys"][:5])
         lines.append(f"hottest keys (Misra–Gries, each may undercount by ≤ {s['top_keys_error']:,}): {keys}")
     plan = doc.get("plan")
     if plan:
@@ -72,18 +71,8 @@ def render(doc: dict[str, Any], hottest: int = 5) -> str:
     return "\n".join(printable(line) for line in lines)  # a newline inside a key stays "\\x0a"
 
 
-def _qps(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return "never" if x == float("inf") else f"{x:,.0f} QPS"
 
 
-def _busy(u: float | None) -> str:
-    if u is None:
-        return "—"
-    if u >= 10:
-        return f"{u:,.0f}× capacity"
-    return f"{u:.1f}× capacity" if u >= 2 else f"{u:.0%} of capacity"
 
 
 def render_plan(plan: dict[str, Any]) -> str:
@@ -110,14 +99,14 @@ def render_plan(plan: dict[str, Any]) -> str:
     lines.append(f"  {'router':<9} {'shards':>6}  {'role':<19} {'first to saturate':<29} "
                  f"{busy_head:>17} {'saturates at':>14}  verdict")
     for r in plan["rows"]:
-        first = f"shard {r['hottest_shard']} ({_pct(r['hottest_share'])} of requests)"
+        first = f"shard {r['hottest_shard']} ({pct(r['hottest_share'])} of requests)"
         why = [k for k, v in (("capacity", r.get("capacity_status")),
                               ("balance", r.get("balance_status"))) if v and v != "pass"]
         verdict = r["status"] + (f" ({', '.join(why)})" if why else "")
         approx = "" if r.get("exact", True) else " ~"
         lines.append(f"  {r['router']:<9} {r['shards']:>6}  {','.join(r['roles']) or '-':<19} "
-                     f"{first:<29} {_busy(r.get('utilisation')):>17} "
-                     f"{_qps(r.get('saturation_qps')):>14}  {verdict}{approx}")
+                     f"{first:<29} {busy(r.get('utilisation')):>17} "
+                     f"{qps(r.get('saturation_qps'), ' QPS'):>14}  {verdict}{approx}")
     search = plan.get("search") or {}
     findings = search.get("findings") or {}
     if findings:
@@ -149,11 +138,11 @@ def render_plan(plan: dict[str, Any]) -> str:
                   f"  {'router':<9} {'keys moved':>10} {'traffic moved':>14} {'even keys':>10}  "
                   f"after the move"]
         for r in rs["routers"]:
-            even = "—" if r["expected_moved"] is None else _pct(r["expected_moved"])
-            lines.append(f"  {r['router']:<9} {_pct(r['keys_moved']):>10} "
-                         f"{_pct(r['traffic_moved']):>14} {even:>10}  shard {r['hottest_shard']} "
-                         f"hottest ({_pct(r['max_share'])}), saturates at "
-                         f"{_qps(r['saturation_qps'])}: {r['status']}")
+            even = "—" if r["expected_moved"] is None else pct(r["expected_moved"])
+            lines.append(f"  {r['router']:<9} {pct(r['keys_moved']):>10} "
+                         f"{pct(r['traffic_moved']):>14} {even:>10}  shard {r['hottest_shard']} "
+                         f"hottest ({pct(r['max_share'])}), saturates at "
+                         f"{qps(r['saturation_qps'], ' QPS')}: {r['status']}")
     growth = plan.get("growth")
     if growth:
         lines += ["", f"growth at {growth['horizon']}: " + "; ".join(growth["moved"])]
@@ -161,6 +150,6 @@ def render_plan(plan: dict[str, Any]) -> str:
             now, then = g["now"], g["then"]
             lines.append(f"  {g['router']:<9} {g['shards']:>6}  {g['change']}: shard "
                          f"{now['hottest_shard']} → {then['hottest_shard']}, max share "
-                         f"{_pct(now['max_share'])} → {_pct(then['max_share'])}, saturates at "
-                         f"{_qps(now['saturation_qps'])} → {_qps(then['saturation_qps'])}")
+                         f"{pct(now['max_share'])} → {pct(then['max_share'])}, saturates at "
+                         f"{qps(now['saturation_qps'], ' QPS')} → {qps(then['saturation_qps'], ' QPS')}")
     return "\n".join(lines)
