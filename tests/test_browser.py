@@ -168,7 +168,6 @@ def test_the_start_form_options_take_effect_and_the_pages_show_them(browser, tmp
         page.get_by_role("tab", name="Shards").click()
         row = page.locator("tr", has_text="murmur3 (primary)").first
         row.wait_for(timeout=20_000)
-        badge = page.locator("#skew-verdict")
         page.wait_for_function("['PASS', 'INCONCLUSIVE', 'BLOCK'].includes("
                                "document.getElementById('skew-verdict')?.textContent)", timeout=15_000)
         assert page.locator("#skew-live-link").get_attribute("href").endswith("/skew")
