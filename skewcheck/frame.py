@@ -36,7 +36,9 @@ from pydantic import (
 )
 
 from skewcheck.keytext import INT64_MAX, INT64_MIN
-from skewcheck.latency import BUCKETS as LATENCY_BUCKETS, MIN_KEY as LATENCY_MIN_KEY, RELATIVE_ERROR
+from skewcheck.latency import BUCKETS as LATENCY_BUCKETS
+from skewcheck.latency import MIN_KEY as LATENCY_MIN_KEY
+from skewcheck.latency import RELATIVE_ERROR
 from skewcheck.limits import (
     MAX_FRAME_PAIRS,
     MAX_FRAME_REQUESTS,

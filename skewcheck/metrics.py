@@ -10,9 +10,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
-from prometheus_client.samples import Sample
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.samples import Sample
 
 from skewcheck.latency import QUANTILES
 from skewcheck.summary import Summary

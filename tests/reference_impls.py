@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from postgres_server import server_bin_dir, start_postgres
 from redis_cluster import start_redis_cluster
 from twemproxy import start_twemproxy

@@ -10,11 +10,11 @@ import random
 
 import numpy as np
 import pytest
+from conftest import run_skewcheck
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import run_skewcheck
 from reference_keys import int_keys, text_keys
+
 from skewcheck import keytext
 from skewcheck.config import parse_scenario
 from skewcheck.errors import UsageError

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from skewcheck.errors import EXIT_USAGE, UsageError
-from skewcheck.keys.replay import BLOCK_BYTES
 from skewcheck.keys import (
     Distribution,
     KeySpec,
@@ -25,6 +24,7 @@ from skewcheck.keys import (
     build_distribution,
     parse_keys,
 )
+from skewcheck.keys.replay import BLOCK_BYTES
 
 DATA = Path(__file__).parent / "data" / "keys"
 TWITTER_EPOCH_MS = 1288834974657

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, run_skewcheck
+
 from skewcheck.config import load_scenario, parse_scenario
 from skewcheck.routing import make_router
 
@@ -250,8 +250,9 @@ def test_a_saved_run_replans_offline_to_the_same_figures(tmp_path: Path) -> None
     assert again.returncode == 1, again.stdout + again.stderr
     a, b = plan_doc(tmp_path / "a")["plan"], plan_doc(tmp_path / "b")["plan"]
     assert b["key_model"]["source"] == "result" and b["key_model"]["exact"]  # all 8 keys recorded
-    strip = lambda rows: [{k: r[k] for k in ("router", "shards", "counts", "saturation_qps")}
-                          for r in rows]  # noqa: E731
+    def strip(rows: list[dict]) -> list[dict]:
+        return [{k: r[k] for k in ("router", "shards", "counts", "saturation_qps")} for r in rows]
+
     assert strip(b["rows"]) == strip(a["rows"])
     assert b["recommendation"]["router"] == a["recommendation"]["router"]
 

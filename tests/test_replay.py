@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from conftest import run_skewcheck
+
 from skewcheck.errors import UsageError
 from skewcheck.keys import ReplayExhausted, build_distribution, parse_keys
 from skewcheck.keys import replay as replay_module

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_skewcheck
+
 from skewcheck.gate import GateConfig, judge
 from skewcheck.report.result_json import write_json
 from skewcheck.result import build_result

@@ -25,6 +25,7 @@ from locust import events
 from locust.env import Environment
 
 from skewcheck.errors import SkewcheckError
+from skewcheck.gate import judge
 from skewcheck.leak.check import goroutine_phases
 from skewcheck.locust import demo, edges
 from skewcheck.locust.distributed import collect_final_frames
@@ -32,7 +33,6 @@ from skewcheck.locust.run import SkewRun, active
 from skewcheck.report import github, terminal, write_reports
 from skewcheck.result import build_result
 from skewcheck.summary import summarize
-from skewcheck.gate import judge
 
 log = logging.getLogger("skewcheck")
 

@@ -3,6 +3,7 @@ come from traffic, and must not move the cursor or forge a line."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from skewcheck.report import latency as latency_table
@@ -16,7 +17,7 @@ MARK = {"pass": "ok  ", "block": "FAIL", "inconclusive": "??  "}
 
 
 def _num(x: float | None) -> str:
-    return "unknown" if x is None or x != x else f"{x:.3f}"
+    return "unknown" if x is None or math.isnan(x) else f"{x:.3f}"
 
 
 def render(doc: dict[str, Any], hottest: int = 5) -> str:
