@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from skewcheck.errors import UsageError, validation_message
+from skewcheck.errors import UsageError, read_text, validation_message
 from skewcheck.gate import GateConfig, limit_problem
 from skewcheck.keys import KINDS as _KINDS
 from skewcheck.keys import KeySpec
@@ -424,13 +424,7 @@ def load_scenario(path: str | Path | None) -> Scenario:
     if path is None:
         return Scenario()
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read config {p}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"config {p} is not UTF-8 text") from None
-    return parse_scenario(text, str(p), p.parent)
+    return parse_scenario(read_text(p, "config"), str(p), p.parent)
 
 
 def with_overrides(

@@ -8,14 +8,13 @@ ring, slot map or split list fixes must agree with `shards`: a UsageError says w
 from __future__ import annotations
 
 from bisect import bisect_right
-from pathlib import Path
 from typing import Any, Callable
 
 import mmh3
 import numpy as np
 
 from skewcheck import checksums, des, ketama, mongohash, pghash, slotmap, tokens, xxh64
-from skewcheck.errors import UsageError
+from skewcheck.errors import UsageError, read_text
 from skewcheck.hashes import REDIS_SLOTS, crc16_text, murmur3_32_text, redis_slot
 from skewcheck.keytext import (
     INT64_MAX,
@@ -369,12 +368,7 @@ def _range_values(over: str, key_type: str) -> tuple[Callable[[Any], Any], Chunk
 
 
 def _read_splits(path: str) -> list[str]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise UsageError(f"cannot read splits file {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"splits file {path} is not UTF-8 text") from None
+    lines = read_text(path, "splits file").splitlines()
     return [line for line in lines if line.strip() and not line.startswith("#")]
 
 

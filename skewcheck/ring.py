@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from skewcheck.errors import UsageError
+from skewcheck.errors import UsageError, read_text
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 _TOKEN = re.compile(r"^[-+]?\d+$")
@@ -85,13 +84,7 @@ def parse_cassandra_ring(text: str, source: str) -> dict[str, list[int]]:
 
 def load_cassandra_ring(path: str) -> Ring:
     source = f"ring file {path}"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{source} is not UTF-8 text") from None
-    return build_ring(parse_cassandra_ring(text, source), np.int64, source)
+    return build_ring(parse_cassandra_ring(read_text(path, "ring file"), source), np.int64, source)
 
 
 def seeded_cassandra_ring(nodes: int, vnodes: int, seed: int) -> Ring:

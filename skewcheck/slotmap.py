@@ -8,11 +8,10 @@ numbered by their lowest slot, so shard 0 owns slot 0.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 
-from skewcheck.errors import UsageError
+from skewcheck.errors import UsageError, read_text
 from skewcheck.hashes import REDIS_SLOTS
 
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
@@ -129,12 +128,7 @@ def slot_owners(ranges_by_node: dict[str, list[tuple[int, int]]], source: str
 
 def load_slot_map(path: str) -> tuple[np.ndarray, tuple[str, ...]]:
     source = f"slot map {path}"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{source} is not UTF-8 text") from None
+    text = read_text(path, "slot map")
     shards_form = '"slots"' in text or "slots" in text.split()
     parse = parse_cluster_shards if shards_form else parse_cluster_nodes
     ranges = parse(text, source)
