@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from line_socket import LineSocket
+
 NODES = 3
 READY_TIMEOUT_S = 30  # cluster create and slot propagation on a loaded 2-core machine
 
@@ -42,33 +44,11 @@ def _encode(*args: bytes) -> bytes:
     return b"".join(out)
 
 
-class Resp:
+class Resp(LineSocket):
     """A minimal RESP2 client: pipelined commands, integer / bulk / array replies."""
 
     def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.buf = b""
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError("redis closed the connection")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _exact(self, n: int) -> bytes:
-        while len(self.buf) < n + 2:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError("redis closed the connection")
-            self.buf += chunk
-        data, self.buf = self.buf[:n], self.buf[n + 2:]
-        return data
+        super().__init__(port, "redis")
 
     def reply(self):
         line = self._line()

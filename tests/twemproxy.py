@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from line_socket import LineSocket
+
 MEMCACHED = 4
 READY_TIMEOUT_S = 20
 GET_BATCH = 100  # keys per multi-get
@@ -43,24 +45,8 @@ def _wait_listening(port: int, deadline: float) -> None:
             time.sleep(0.05)
 
 
-class _Text:
+class _Text(LineSocket):
     """The memcached text protocol over one connection."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.buf = b""
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError("the server closed the connection")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
 
     def set_all(self, keys: list[bytes]) -> None:
         self.sock.sendall(b"".join(b"set %s 0 0 1\r\nx\r\n" % k for k in keys))

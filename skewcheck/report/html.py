@@ -9,7 +9,7 @@ from typing import Any, Sequence
 from skewcheck.report import findings, heatmap, saturation
 from skewcheck.report import latency as latency_table
 from skewcheck.report.escape import html_text as escape
-from skewcheck.report.figures import busy, pct, qps
+from skewcheck.report.figures import busy, finding_note, pct, qps
 from skewcheck.report.keys import keys_line
 
 COLOR = {"pass": "#1a7f37", "block": "#cf222e", "inconclusive": "#9a6700"}
@@ -182,8 +182,7 @@ def render_plan(plan: dict[str, Any]) -> str:
         out.append("<table><tr><th>router</th><th>smallest robust shard count</th>"
                    "<th>note</th></tr>")
         for router, f in findings_.items():
-            note = f["reason"] if f["shards"] is None else (
-                "exact" if f["exact"] else "on the sampled key model")
+            note = finding_note(f)
             shards = f["shards"] if f["shards"] is not None else "—"
             out.append(f"<tr><td>{escape(router)}</td><td>{shards}</td>"
                        f"<td>{escape(note)}</td></tr>")
@@ -194,7 +193,7 @@ def render_plan(plan: dict[str, Any]) -> str:
                    "<tr><th>router</th><th>keys moved</th><th>traffic moved</th>"
                    "<th>evenly spread keys</th><th>hottest after</th><th>verdict</th></tr>")
         for r in rs["routers"]:
-            even = "—" if r["expected_moved"] is None else pct(r["expected_moved"])
+            even = pct(r["expected_moved"], missing="—")
             out.append(f"<tr><td>{escape(r['router'])}</td><td>{pct(r['keys_moved'])}</td>"
                        f"<td>{pct(r['traffic_moved'])}</td><td>{even}</td><td>shard "
                        f"{r['hottest_shard']} ({pct(r['max_share'])})</td>"

@@ -9,7 +9,7 @@ from typing import Any
 from skewcheck.report import findings
 from skewcheck.report import latency as latency_table
 from skewcheck.report.escape import capped_markdown, html_text, markdown_code, markdown_text
-from skewcheck.report.figures import busy, pct, qps
+from skewcheck.report.figures import busy, finding_note, pct, qps
 from skewcheck.report.keys import keys_line
 
 ICON = {"pass": "✅", "block": "❌", "inconclusive": "⚠️"}
@@ -109,8 +109,7 @@ def render_plan(plan: dict[str, Any]) -> list[str]:
     if findings:
         out += ["", "| router | smallest robust shard count | note |", "|---|---|---|"]
         for router, f in findings.items():
-            note = f["reason"] if f["shards"] is None else (
-                "exact" if f["exact"] else "on the sampled key model")
+            note = finding_note(f)
             shards = f["shards"] if f["shards"] is not None else "—"
             out.append(f"| {_cell(router)} | {shards} | "
                        f"{_cell(note)} |")
@@ -121,7 +120,7 @@ def render_plan(plan: dict[str, Any]) -> list[str]:
                 "| verdict |",
                 "|---|---|---|---|---|---|"]
         for r in rs["routers"]:
-            even = "—" if r["expected_moved"] is None else pct(r["expected_moved"])
+            even = pct(r["expected_moved"], missing="—")
             out.append(f"| {_cell(r['router'])} | {pct(r['keys_moved'])} | "
                        f"{pct(r['traffic_moved'])} | {even} | shard {r['hottest_shard']} "
                        f"({pct(r['max_share'])}) | {r['status']} |")

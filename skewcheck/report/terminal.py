@@ -139,7 +139,7 @@ def render_plan(plan: dict[str, Any]) -> str:
                   f"  {'router':<9} {'keys moved':>10} {'traffic moved':>14} {'even keys':>10}  "
                   f"after the move"]
         for r in rs["routers"]:
-            even = "—" if r["expected_moved"] is None else pct(r["expected_moved"])
+            even = pct(r["expected_moved"], missing="—")
             lines.append(f"  {r['router']:<9} {pct(r['keys_moved']):>10} "
                          f"{pct(r['traffic_moved']):>14} {even:>10}  shard {r['hottest_shard']} "
                          f"hottest ({pct(r['max_share'])}), saturates at "
