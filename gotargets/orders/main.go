@@ -42,8 +42,8 @@ func main() {
 	if *handlers == "" {
 		*handlers = *mode
 	}
-	for name, value := range map[string]string{"-mode": *mode, "-handlers": *handlers} {
-		if value != "leaky" && value != "fixed" {
+	for _, flagValue := range [][2]string{{"-mode", *mode}, {"-handlers", *handlers}} { // -mode first, always
+		if name, value := flagValue[0], flagValue[1]; value != "leaky" && value != "fixed" {
 			fmt.Fprintf(os.Stderr, "orders: %s must be leaky or fixed, not %q\n", name, value)
 			os.Exit(2)
 		}
