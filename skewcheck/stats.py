@@ -10,7 +10,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+
+# scipy is imported where it is used: it costs ~0.7 s, and most commands (usage errors, --help,
+# route, a config check) never reach a distribution function.
 
 Z95 = 1.959963984540054  # two-sided 95%
 NULL_TRIALS = 2000  # random hashes drawn per null model: p-values resolve down to 1/2001
@@ -46,6 +48,8 @@ def contenders(shards: int, limit: float) -> int:
 
 
 def one_sided_z(alpha: float, multiplicity: int) -> float:
+    from scipy import stats
+
     return float(stats.norm.isf(alpha / max(multiplicity, 1)))
 
 
@@ -58,6 +62,8 @@ def share_log_evidence(count: int | np.ndarray, total: int, limit: float) -> np.
     Howard, Ramdas et al., Ann. Statist. 2021). The live verdict, peeked at every second, may stop
     a run on it at any N.
     """
+    from scipy import special
+
     s = np.asarray(count, dtype=float)
     if limit >= 1.0:
         return np.full_like(s, -np.inf)  # no share exceeds 100%: nothing to prove
@@ -109,6 +115,8 @@ def expected_max_share(total: int, shards: int) -> float:
         return 1.0
     mean = total / shards
     sigma = math.sqrt(total * (1 / shards) * (1 - 1 / shards))
+    from scipy import stats
+
     z = float(stats.norm.ppf((shards - 0.375) / (shards + 0.25)))
     return min(1.0, (mean + sigma * z) / total)
 
@@ -240,6 +248,8 @@ def _sparse_draws(rng: np.random.Generator, k: int, heavy: np.ndarray, keys: int
         others = k - touched
         rest = np.maximum(keys - on_touched, 0.0)  # the tail's total is fixed: the rest is elsewhere
         rate = rest / np.maximum(others, 1.0)
+        from scipy import stats
+
         u = rng.random(trials)
         quantile = np.exp(np.log(np.maximum(u, 1e-300)) / np.maximum(others, 1.0))
         top = np.maximum(top, unit * stats.poisson.ppf(quantile, np.maximum(rate, 1e-12)))
