@@ -4,6 +4,7 @@ broker answers."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import signal
 import socket
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import IN_CI, REPO
 from tests.locust_runs import free_port
 from tests.sidecar_runs import skewcheck
 
@@ -68,10 +69,15 @@ def test_a_ca_file_that_is_not_pem_exits_2(tmp_path):
     assert run.returncode == 2 and "is not a PEM CA bundle" in one_line(run)
 
 
-def test_an_unreachable_broker_at_start_exits_3_with_one_line():
+CLIENTS = ["kafka-python", pytest.param("confluent", marks=pytest.mark.skipif(
+    importlib.util.find_spec("confluent_kafka") is None and not IN_CI, reason="confluent-kafka is missing"))]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_an_unreachable_broker_at_start_exits_3_with_one_line(client):
     port = free_port()
     started = time.monotonic()
-    run = sidecar("--bootstrap-servers", f"127.0.0.1:{port}", "--connect-timeout", "2")
+    run = sidecar("--bootstrap-servers", f"127.0.0.1:{port}", "--connect-timeout", "2", "--client", client)
     assert run.returncode == 3, run.stdout + run.stderr
     line = one_line(run)
     assert line.startswith(f"skewcheck sidecar: cannot reach Kafka at 127.0.0.1:{port} (PLAINTEXT) within 2 s")
@@ -95,13 +101,14 @@ def test_other_usage_errors_exit_2(tmp_path):
     assert run.returncode == 2 and "unknown router 'modulo'" in run.stderr
 
 
-def test_sigterm_while_waiting_for_the_broker_writes_the_result_and_exits_0(tmp_path):
+@pytest.mark.parametrize("client", CLIENTS)
+def test_sigterm_while_waiting_for_the_broker_writes_the_result_and_exits_0(tmp_path, client):
     import os
 
     out = tmp_path / "result.json"
     proc = subprocess.Popen([sys.executable, "-m", "skewcheck", "sidecar", "--metrics-port", "0",
                              "--bootstrap-servers", f"127.0.0.1:{free_port()}", "--connect-timeout", "60",
-                             "--result", str(out)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "--result", str(out), "--client", client], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
         line = proc.stdout.readline()  # "serving http://…": the process is up and connecting
