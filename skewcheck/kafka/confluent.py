@@ -127,6 +127,7 @@ class ConfluentClient:
         self._tp = library.TopicPartition
         self._message = library.Message
         self._failures = (library.KafkaException, RuntimeError)  # RuntimeError: a closed consumer
+        self._assigned: set[int] = set()  # kept from the rebalance callbacks: assignment() costs ~1 ms
         self.consumer = library.Consumer({**conf, "on_commit": self._answered})
 
     def subscribe(self, on_assigned: Rebalance, on_revoked: Rebalance) -> None:
@@ -134,10 +135,13 @@ class ConfluentClient:
 
         # run inside consume(); librdkafka assigns (or unassigns) the partitions when they return
         def assigned(_consumer: Any, partitions: list[Any]) -> None:
-            on_assigned({tp.partition for tp in partitions if tp.topic == topic})
+            self._assigned = {tp.partition for tp in partitions if tp.topic == topic}  # eager: all of it
+            on_assigned(set(self._assigned))
 
         def revoked(_consumer: Any, partitions: list[Any]) -> None:
-            on_revoked({tp.partition for tp in partitions if tp.topic == topic})
+            gone = {tp.partition for tp in partitions if tp.topic == topic}
+            self._assigned -= gone
+            on_revoked(gone)
 
         self.consumer.subscribe([topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
 
@@ -202,10 +206,7 @@ class ConfluentClient:
             raise BrokerTrouble(f"no answer to the offset commit within {timeout_s:g} s")
 
     def assignment(self) -> set[int]:
-        try:
-            return {tp.partition for tp in self.consumer.assignment() if tp.topic == self.topic}
-        except self._failures:
-            return set()
+        return set(self._assigned)
 
     def highwater(self, partition: int) -> int | None:
         try:
