@@ -63,8 +63,8 @@ def _library() -> Any:
     try:
         import confluent_kafka
     except ImportError:
-        raise UsageError("kafka.client confluent needs confluent-kafka: pip install 'skewcheck[kafka-fast]'") \
-            from None
+        raise UsageError("kafka.client confluent needs confluent-kafka: "
+                         "pip install 'skewcheck[kafka-fast]'") from None
     return confluent_kafka
 
 
@@ -161,8 +161,9 @@ class ConfluentClient:
         batches = []
         for partition, run in groupby(messages, key=message.partition):  # C calls, not a Python loop
             records = list(run)
-            batches.append(PartitionBatch(partition, records[0].offset(), records[-1].offset(),
-                                          list(map(message.value, records)), functools.partial(_offsets, records)))
+            values = list(map(message.value, records))
+            batches.append(PartitionBatch(partition, records[0].offset(), records[-1].offset(), values,
+                                          functools.partial(_offsets, records)))
         return batches
 
     def _request(self, offsets: dict[int, int]) -> list[Any]:
@@ -179,7 +180,8 @@ class ConfluentClient:
         """librdkafka's on_commit, served by consume() or poll()."""
         if self._done is None:
             return
-        committed = {tp.partition: tp.offset for tp in partitions if tp.error is None and tp.topic == self.topic}
+        committed = {tp.partition: tp.offset for tp in partitions
+                     if tp.error is None and tp.topic == self.topic}
         failure = error or next((tp.error for tp in partitions if tp.error is not None), None)
         self._done(committed, None if failure is None else BrokerTrouble(failure.str()))
 

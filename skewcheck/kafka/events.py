@@ -259,7 +259,8 @@ class Decoder:
             if _FRAME_MARK in value and self._try_frame(value, batch):
                 continue
             if (not value.isascii() and not _is_utf8(value)) or _deep(value):
-                self._reference(value, batch)  # msgspec skips such bytes in ignored fields; pydantic refuses them
+                # msgspec skips such bytes in ignored fields; pydantic refuses them
+                self._reference(value, batch)
                 continue
             try:
                 event = fast(value)  # type: ignore[misc]
