@@ -7,8 +7,9 @@ Users never wait (bench/scale.yaml: 100 shards, mod + murmur3, X-Shard checked),
 saturates first — the load generator's CPU or the target — sets the rate. Every target and
 process count runs once per round, in turn; the rate is the plugin's own count of requests over
 the run's length. Peak RSS is the largest sum over Locust's processes (master and workers)
-during a run. The load average is printed too: on a shared machine it says how much of the two
-cores the run had.
+during a run. It also prints the cores each side kept busy (CPU seconds over the run's wall
+time: Locust's processes, the target) and the load average — on a shared machine they tell
+whether the target, the load generator or the machine ran out first.
 """
 
 from __future__ import annotations
@@ -43,30 +44,42 @@ def start_demo() -> tuple[subprocess.Popen, str]:
     return proc, line.split("listening on ", 1)[1]
 
 
-def peak_rss(proc: subprocess.Popen, stop: threading.Event, out: list[float]) -> None:
-    top = 0.0
+def watch(proc: subprocess.Popen, stop: threading.Event, out: dict) -> None:
+    """Peak RSS of Locust's process tree, and the CPU seconds its processes used."""
+    top, cpu = 0.0, {}
     parent = psutil.Process(proc.pid)
     while not stop.wait(0.5):
         try:
             tree = [parent, *parent.children(recursive=True)]
             top = max(top, sum(p.memory_info().rss for p in tree) / 2**20)
+            for p in tree:
+                times = p.cpu_times()
+                cpu[p.pid] = times.user + times.system
         except psutil.Error:
             pass
-    out.append(top)
+    out.update(rss=top, cpu=sum(cpu.values()))
 
 
-def run_locust(host: str, processes: int, seconds: int, users: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def run_locust(host: str, processes: int, seconds: int, users: int, target_pid: int) -> dict:
     cmd = [LOCUST, "-f", str(REPO / "locustfiles" / "orders.py"), "--headless", "-u", str(users), "-r",
            str(users), "-t", f"{seconds}s", "--host", host, "--only-summary", "--skip-log-setup",
            "--skew-config", str(BENCH / "scale.yaml")]
     if processes > 1:
         cmd += ["--processes", str(processes)]
     with tempfile.TemporaryFile("w+") as log:
+        target0, started = cpu_seconds(target_pid), time.monotonic()
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        stop, rss = threading.Event(), []
-        watcher = threading.Thread(target=peak_rss, args=(proc, stop, rss))
+        stop, seen = threading.Event(), {}
+        watcher = threading.Thread(target=watch, args=(proc, stop, seen))
         watcher.start()
         proc.wait(timeout=seconds + 120)
+        wall = time.monotonic() - started
+        target_cpu = cpu_seconds(target_pid) - target0
         stop.set()
         watcher.join()
         log.seek(0)
@@ -75,7 +88,8 @@ def run_locust(host: str, processes: int, seconds: int, users: int) -> dict:
     if not found:
         raise SystemExit(f"no skewcheck summary in the Locust output:\n{text[-3000:]}")
     requests, elapsed = int(found.group(1).replace(",", "")), float(found.group(2))
-    return {"rate": requests / elapsed, "rss": rss[0], "load": os.getloadavg()[0]}
+    return {"rate": requests / elapsed, "rss": seen["rss"], "load": os.getloadavg()[0],
+            "locust_cores": seen["cpu"] / wall, "target_cores": target_cpu / wall}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,9 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             server, host = start_demo() if target == "demo" else start_target(binary)
             try:
                 for processes in (1, 2):
-                    result = run_locust(host, processes, args.seconds, args.users)
+                    result = run_locust(host, processes, args.seconds, args.users, server.pid)
                     runs.setdefault((target, processes), []).append(result)
                     print(f"  round {r + 1}  {target:<10} --processes {processes}  {result['rate']:>7,.0f} req/s  "
+                          f"cores busy: Locust {result['locust_cores']:.2f}, target {result['target_cores']:.2f}  "
                           f"peak RSS {result['rss']:.0f} MiB  load {result['load']:.1f}", flush=True)
             finally:
                 server.terminate()

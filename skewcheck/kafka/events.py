@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional, Union
 
+import numpy as np
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -371,20 +372,31 @@ class Decoder:
 
 
 def _int_keys(keys: list[Any]) -> list[int] | None:
-    """Int keys (JSON ints, or text a whole batch checks in one regex pass), or None when some
-    text is not a decimal int64 (the caller then goes key by key)."""
-    kinds = set(map(type, keys))
-    if kinds == {int}:
-        return keys  # msgspec checked the int64 bounds
-    texts = keys if kinds == {str} else [k for k in keys if type(k) is str]
-    joined = "\n".join(texts)
+    """Int keys (JSON ints, or text a whole batch checks in one regex pass and numpy parses), or
+    None when some text is not a decimal int64 (the caller then goes key by key)."""
+    try:
+        texts = keys
+        joined = "\n".join(keys)  # all text, as the design's "key":"<id>"
+    except TypeError:
+        kinds = set(map(type, keys))
+        if kinds == {int}:
+            return keys  # msgspec checked the int64 bounds
+        texts = [k for k in keys if type(k) is str]
+        joined = "\n".join(texts)
     # one line per key: a key holding a newline would pass as two
     if joined.count("\n") != len(texts) - 1 or not _DECIMAL_KEYS.fullmatch(joined):
         return None
-    ints = list(map(int, keys)) if kinds == {str} else [k if type(k) is int else int(k) for k in keys]
-    if min(ints) < INT64_MIN or max(ints) > INT64_MAX:  # 19 digits can pass the bounds
-        return None
-    return ints
+    parsed = np.fromstring(joined, dtype=np.int64, sep="\n")  # text checked: it parses to the end
+    if len(parsed) != len(texts) or parsed.max() == INT64_MAX or parsed.min() == INT64_MIN:
+        ints = list(map(int, texts))  # numpy clips at the bounds: decide those exactly
+        if min(ints) < INT64_MIN or max(ints) > INT64_MAX:  # 19 digits can pass the bounds
+            return None
+    else:
+        ints = parsed.tolist()
+    if texts is keys:
+        return ints
+    parsed_texts = iter(ints)
+    return [k if type(k) is int else next(parsed_texts) for k in keys]
 
 
 def _deep(value: bytes) -> bool:
