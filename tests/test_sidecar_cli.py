@@ -127,3 +127,13 @@ def test_sigterm_while_waiting_for_the_broker_writes_the_result_and_exits_0(tmp_
 def test_gate_help_names_the_sidecar_flag():
     run = skewcheck("gate", "--help")
     assert "--sidecar URL" in run.stdout
+
+
+def test_a_client_library_that_is_not_installed_exits_2_with_one_line(tmp_path):
+    blocked = tmp_path / "confluent_kafka"  # shadows the installed package, as if it were missing
+    blocked.mkdir()
+    (blocked / "__init__.py").write_text("raise ImportError('No module named confluent_kafka')\n")
+    run = sidecar("--client", "confluent", "--bootstrap-servers", f"127.0.0.1:{free_port()}",
+                  env={"PYTHONPATH": f"{tmp_path}:{REPO}"})
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "kafka.client confluent needs confluent-kafka: pip install 'skewcheck[kafka-fast]'" in one_line(run)
