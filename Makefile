@@ -1,6 +1,7 @@
 # `make demo` installs skewcheck and runs the main job: a 20 s Locust run against the embedded
-# sharded demo target. `make test` installs everything the tests need (Python extras, Chromium
-# and promtool from apt, Kafka's jars from Maven) and runs them; CI runs exactly that.
+# sharded demo target. `make test` installs everything the tests need (Python extras; Chromium,
+# promtool, PostgreSQL, Redis and libmemcached from apt; Kafka's, Cassandra's and OpenSearch's jars
+# from Maven; Vitess from the Go module proxy) and runs them; CI runs exactly that.
 # `make leak-target` builds the bundled Go service and serves it for configs/leak-probe.yaml.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -34,6 +35,7 @@ incident: install
 deps: install-test
 	scripts/system-deps
 	$(BIN)/python scripts/kafka-broker fetch
+	$(BIN)/python scripts/reference-impls fetch
 
 test: deps
 	$(BIN)/python -m pytest -q
@@ -45,6 +47,7 @@ bench: install-test
 	$(BIN)/python bench/bench_routing.py
 	$(BIN)/python bench/bench_plugin_overhead.py
 	$(BIN)/python bench/bench_leak_verdict.py
+	$(BIN)/python bench/bench_plan.py
 
 clean:
 	rm -rf $(VENV) skewcheck-report .pytest_cache

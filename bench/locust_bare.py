@@ -2,9 +2,8 @@
 
 import random
 
-from locust import FastHttpUser, constant, task
-
 import cpu_meter  # noqa: F401  (CPU seconds during the test)
+from locust import FastHttpUser, constant, task
 
 
 class OrdersUser(FastHttpUser):

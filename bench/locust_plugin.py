@@ -1,8 +1,7 @@
 """The same orders user with the skewcheck plugin (keys from the scenario, tallied per request)."""
 
-from locust import FastHttpUser, constant, task
-
 import cpu_meter  # noqa: F401  (CPU seconds during the test)
+from locust import FastHttpUser, constant, task
 
 from skewcheck import plugin
 

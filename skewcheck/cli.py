@@ -10,10 +10,12 @@ from typing import Sequence
 
 from skewcheck import __version__
 from skewcheck.errors import EXIT_INCONCLUSIVE, EXIT_USAGE, SkewcheckError
+from skewcheck.report.escape import printable, printable_lines
 
 # subcommand name -> module in skewcheck.commands exposing add_parser(subparsers) and run(args) -> int
 COMMANDS = {
     "route": "route",
+    "infer": "infer",
     "plan": "plan",
     "gate": "gate",
     "leak-diff": "leak_diff",
@@ -50,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except SkewcheckError as exc:
-        print(f"skewcheck {args.command}: {exc}", file=sys.stderr)
+        print(printable_lines(f"skewcheck {args.command}: {exc}"), file=sys.stderr)  # keys come from data
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"skewcheck {args.command}: interrupted", file=sys.stderr)
@@ -58,8 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug, not a verdict: never exit 1 (block) or 0 (pass) on it
         if os.environ.get("SKEWCHECK_DEBUG"):
             raise
-        print(f"skewcheck {args.command}: unexpected error: {type(exc).__name__}: {exc} "
-              "(set SKEWCHECK_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(printable(f"skewcheck {args.command}: unexpected error: {type(exc).__name__}: {exc} "
+                        "(set SKEWCHECK_DEBUG=1 for the traceback)"), file=sys.stderr)
         return EXIT_INCONCLUSIVE
 
 

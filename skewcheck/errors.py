@@ -3,6 +3,7 @@ becomes the one-line message the user reads."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 if TYPE_CHECKING:  # pydantic is a dependency, but this module must stay cheap to import
@@ -32,6 +33,16 @@ class InconclusiveError(SkewcheckError):
     """Not enough evidence to judge (no data, unreachable source): exit 3."""
 
     exit_code = EXIT_INCONCLUSIVE
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """A user's file as UTF-8 text, or one line naming `what` it is: "cannot read slot map x: ..."."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {path} is not UTF-8 text") from None
 
 
 def field_path(loc: Sequence[Any], root: str = "", skip: Iterable[str] = ()) -> str:

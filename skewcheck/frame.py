@@ -11,7 +11,11 @@ parsed is added without a further check and can never fail halfway:
      "top_error":<int>,"key_buckets":{"<bucket>":<count>},"distinct":{"<register>":<rank>},
      "failures":{"<shard>":<count>},"unreached":{"<shard>":<count>},"unroutable":<int>,
      "observed":{"shards":{"<shard>":<count>},"requests":<int>,"mismatches":<int>,
-                 "examples":[["<key>",<predicted>,<observed>],...]}}
+                 "examples":[["<key>",<predicted>,<observed>],...]},
+     "latency":{"relative_error":0.02,"min_key":-116,"shards":{"<shard>":[<first bucket>,<count>,...]}}}
+
+`latency` (optional) is each shard's DDSketch (skewcheck.latency): one run of bucket counts from
+its first non-empty bucket on; a frame whose sketch has other parameters is refused.
 """
 
 from __future__ import annotations
@@ -20,10 +24,23 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from skewcheck.keytext import INT64_MAX, INT64_MIN
+from skewcheck.latency import BUCKETS as LATENCY_BUCKETS
+from skewcheck.latency import MIN_KEY as LATENCY_MIN_KEY
+from skewcheck.latency import RELATIVE_ERROR
 from skewcheck.limits import (
+    MAX_FRAME_PAIRS,
     MAX_FRAME_REQUESTS,
     MAX_FRAME_WINDOW_S,
     MAX_KEY_CHARS,
@@ -84,6 +101,21 @@ class ObservedPart(_Part):
     mismatches: Count = 0
     examples: Annotated[list[tuple[StrictStr, StrictInt, Int64]],
                         Field(max_length=MAX_MISMATCH_EXAMPLES)] = Field(default_factory=list)
+    # a sample of (key, shard the target reported), for `skewcheck infer`
+    pairs: Annotated[list[tuple[StrictStr, Int64]], Field(max_length=MAX_FRAME_PAIRS)] | None = None
+
+
+class LatencyPart(_Part):
+    """Per-shard latency sketches: {"<shard>": [first bucket, count, …]}."""
+
+    relative_error: StrictFloat
+    min_key: StrictInt  # the DDSketch key of bucket 0
+    shards: dict[StrictStr, Annotated[list[Count], Field(min_length=2, max_length=LATENCY_BUCKETS + 1)]] = \
+        Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, shards: dict[str, list[int]]) -> LatencyPart:
+        return cls.model_construct(relative_error=RELATIVE_ERROR, min_key=LATENCY_MIN_KEY, shards=shards)
 
 
 class Frame(_Part):
@@ -103,6 +135,7 @@ class Frame(_Part):
     unreached: dict[StrictStr, Count] = Field(default_factory=dict)  # never reached (not in requests)
     observed: ObservedPart | None = None
     unroutable: Count = 0  # keys no router could take (not in `requests`)
+    latency: LatencyPart | None = None  # per-shard latency sketches
 
     _rules: FrameRules | None = PrivateAttr(None)
 
@@ -157,6 +190,12 @@ class Frame(_Part):
             return []
         as_int = self._rules is not None and self._rules.key_type == "int"
         return [(int(k) if as_int else k, p, o) for k, p, o in self.observed.examples]
+
+    def typed_pairs(self) -> list[tuple[int | str, int]]:
+        if self.observed is None or not self.observed.pairs:
+            return []
+        as_int = self._rules is not None and self._rules.key_type == "int"
+        return [(int(k) if as_int else k, s) for k, s in self.observed.pairs]
 
 
 def dense(sparse: dict[str, int], size: int) -> np.ndarray:
@@ -226,6 +265,8 @@ def _check(frame: Frame, rules: FrameRules) -> None:
         _check_key(key, rules.key_type, "top key")
         if count > frame.requests:
             raise FrameError(INCONSISTENT_FRAME, f"top key count {count} exceeds the {frame.requests} requests")
+    if frame.latency is not None:
+        _check_latency(frame.latency, frame.requests, rules.shards)
     obs = frame.observed
     if obs is not None:
         _check_shards(obs.shards, rules.shards, "observed")
@@ -237,6 +278,26 @@ def _check(frame: Frame, rules: FrameRules) -> None:
             if not 0 <= predicted < rules.shards:
                 raise FrameError(SHARD_OUT_OF_RANGE, f"mismatch example: predicted shard {predicted} "
                                  f"is outside 0..{rules.shards - 1}")
+        for key, shard in obs.pairs or ():
+            _check_key(key, rules.key_type, "observed pair")
+            if shard < 0:
+                raise FrameError(SHARD_OUT_OF_RANGE, f"observed pair: shard {shard} is negative")
+        if len(obs.pairs or ()) > obs.requests:
+            raise FrameError(INCONSISTENT_FRAME, "observed pairs exceed the observed requests")
+
+
+def _check_latency(part: LatencyPart, requests: int, shards: int) -> None:
+    if part.relative_error != RELATIVE_ERROR or part.min_key != LATENCY_MIN_KEY:
+        raise FrameError(INCONSISTENT_FRAME, f"latency sketches with relative error {part.relative_error:g} "
+                         f"from key {part.min_key}; this tally keeps {RELATIVE_ERROR:g} from key {LATENCY_MIN_KEY}")
+    _check_shards(part.shards, shards, "latency")
+    total = 0
+    for shard, run in part.shards.items():
+        if run[0] + len(run) - 1 > LATENCY_BUCKETS:
+            raise FrameError(OUT_OF_RANGE, f"latency: shard {shard}'s buckets run past {LATENCY_BUCKETS - 1}")
+        total += sum(run) - run[0]
+    if total > requests:
+        raise FrameError(INCONSISTENT_FRAME, "more latencies than requests")
 
 
 def _check_shards(counts: dict[str, int], shards: int, what: str) -> None:

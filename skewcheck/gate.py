@@ -15,19 +15,27 @@ judges") and tested with seeded trials in tests/test_gate_statistics.py.
 - unreached_requests: more than `max_unreached_ratio` of the requests never reached the target
   (refused, reset): the counts judge a minority, inconclusive.
 - routing_emulation: the target's X-Shard disagreed with the primary router: inconclusive.
-- distinct_keys, shard_failures: findings shown with the verdict; they do not block.
+- distinct_keys, shard_failures, shard_latency: findings shown with the verdict; they do not block.
+- max_shard_p99_ratio (off unless set): a shard whose p99 latency is more than this many times the
+  median shard's blocks — one shard slowing while the others don't is a saturated shard.
+- sustained_share (`gate.sustained_s`, off unless set): a shard whose share of each time column lies
+  significantly above `max_shard_share` (one-sided Wilson, level `alpha` shared by the contenders
+  and the columns) for at least `sustained_s` seconds blocks: a hot spot that comes and goes.
 The diagnosis (routing skew, key skew, balanced) comes from the same null model.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Any, Iterable, Literal, Optional
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from skewcheck import stats
+from skewcheck.latency import MIN_SHARD_SAMPLES, ms
 from skewcheck.summary import REFERENCE_ROUTER, RouterSummary, Summary
 from skewcheck.verdict import Check, Verdict, worst
 
@@ -54,6 +62,10 @@ class GateConfig(BaseModel):
     null_alpha: float = Field(DEFAULT_NULL_ALPHA, gt=0, lt=0.5)
     max_unreached_ratio: float = Field(DEFAULT_MAX_UNREACHED, ge=0, le=1)
     stop_on: StopOn = "never"  # end a Locust run once its verdict is decided (block, or either)
+    # off unless set: block when a shard's p99 is more than this many times the median shard's
+    max_shard_p99_ratio: Optional[float] = Field(None, gt=1, allow_inf_nan=False)
+    # off unless set: block when a shard stays above max_shard_share for this many seconds
+    sustained_s: Optional[float] = Field(None, gt=0, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class Evidence:
     missing_workers: int = 0  # workers whose final counts never arrived
     final_wait_s: float = 0.0
     rejected_frames: int = 0  # worker frames that did not fit this tally
+    resets: tuple[float, ...] = ()  # unix times the counts were reset (Locust's reset stats)
 
 
 @dataclass(frozen=True)
@@ -218,7 +231,8 @@ def mismatch_check(summary: Summary, max_rate: float) -> Check | None:
         return Check("routing_emulation", "inconclusive",
                      f"{summary.primary} predicted a different shard than the target's X-Shard on "
                      f"{summary.observed_mismatches:,} of {summary.observed_requests:,} requests ({examples}): "
-                     "the emulation or the config's routing/shards is wrong",
+                     "the emulation or the config's routing/shards is wrong"
+                     f"{_would_have_matched(summary)}",
                      summary.primary, None, rate, max_rate, details)
     return Check("routing_emulation", "pass",
                  f"the target's X-Shard agreed with {summary.primary} on all "
@@ -241,6 +255,31 @@ def unreached_check(summary: Summary, max_ratio: float) -> Check | None:
                  ratio, max_ratio, details)
 
 
+_MATCHED: dict[tuple[Any, ...], str] = {}  # live views judge the same sample again and again
+
+
+def _would_have_matched(summary: Summary) -> str:
+    """The candidate router that routes the run's sampled (key, X-Shard) pairs, if one does."""
+    from skewcheck.errors import InconclusiveError
+    from skewcheck.infer import infer
+
+    pairs = summary.observed_pairs
+    if not pairs:
+        return ""
+    seen = (len(pairs), tuple(pairs[0]), tuple(pairs[-1]))
+    if seen not in _MATCHED:
+        try:
+            found = infer([(str(k), s) for k, s in pairs]).match
+        except InconclusiveError:
+            text = ""
+        else:
+            text = ("; no router skewcheck knows fits the observed shards (skewcheck infer "
+                    "ranks them)" if found is None else f"; {found.describe()} would have matched")
+        _MATCHED.clear()
+        _MATCHED[seen] = text
+    return _MATCHED[seen]
+
+
 def failures_check(summary: Summary) -> Check | None:
     """Where requests fail: one shard failing while the others don't is a saturated shard."""
     rows = summary.to_json()["shard_failures"] if summary.failed_total else []
@@ -252,11 +291,109 @@ def failures_check(summary: Summary) -> Check | None:
     others = summary.failed_total - worst_row["failed"]
     rest = max(int(load.sum()) - worst_row["requests"], 0)
     rest_rate = others / rest if rest else 0.0
+    elsewhere = f"the other shards {pct(rest_rate)}" if rest else f"the other {summary.shards - 1} shards served none"
     msg = (f"{summary.failed_total:,} requests failed ({pct(total_rate)}); shard {worst_row['shard']}: "
-           f"{pct(worst_row['failure_rate'])} of its {worst_row['requests']:,} requests failed, the other "
-           f"shards {pct(rest_rate)}")
+           f"{latency_text(summary, worst_row['shard'])}"
+           f"{pct(worst_row['failure_rate'])} of its {worst_row['requests']:,} requests failed, {elsewhere}")
     return Check("shard_failures", "pass", msg, summary.primary, worst_row["shard"],
                  worst_row["failure_rate"], None, {"shards": rows})
+
+
+def latency_text(summary: Summary, shard: int) -> str:
+    """"p99 412 ms vs 6 ms median shard, " — a shard's tail latency against the other shards'."""
+    lat = summary.latency
+    if lat is None or not lat.requests[shard]:
+        return ""
+    median = lat.median(shard)
+    own = f"p99 {ms(lat.p99[shard])}"
+    if median is None:
+        if not (lat.load.sum() - lat.load[shard]):
+            return f"{own} (no other shard served a request to compare with), "
+        return f"{own} (no other shard served the {MIN_SHARD_SAMPLES} timed requests a comparison needs), "
+    return f"{own} vs {ms(median['p99'])} median shard, "
+
+
+def latency_check(summary: Summary, cfg: GateConfig) -> Check | None:
+    """The hottest shard's latency against the median shard's; a rule with max_shard_p99_ratio."""
+    lat = summary.latency
+    if lat is None or not lat.any:
+        return None
+    rows = lat.hottest()
+    hot = rows[0]
+    ratio_limit = cfg.max_shard_p99_ratio
+    details = {"shards": [lat.row(s) for s in rows], "median": lat.median(hot)}
+    median = lat.median(hot)
+    text = (f"shard {hot} (busiest): p50 {ms(lat.p50[hot])}, p95 {ms(lat.p95[hot])}, p99 {ms(lat.p99[hot])}, "
+            f"{pct(lat.failure_rate[hot])} failed; ")
+    text += (f"the median of the other {median['shards']} shards: p50 {ms(median['p50'])}, p95 "
+             f"{ms(median['p95'])}, p99 {ms(median['p99'])}, {pct(median['failure_rate'])} failed" if median else
+             f"no other shard served the {MIN_SHARD_SAMPLES} timed requests a comparison needs")
+    if ratio_limit is None:
+        return Check("shard_latency", "pass", text, summary.primary, hot, _num(lat.p99[hot]), None, details)
+    qualified = lat.qualified()
+    if len(qualified) < 2:
+        return Check("max_shard_p99_ratio", "inconclusive",
+                     f"{text}; fewer than two shards served {MIN_SHARD_SAMPLES} timed requests, so no shard's "
+                     "p99 can be compared with the median shard's", summary.primary, hot, None, ratio_limit, details)
+    slowest = int(qualified[np.nanargmax(lat.p99[qualified])])
+    median = lat.median(slowest)
+    ratio = float(lat.p99[slowest] / median["p99"]) if median and median["p99"] else math.inf
+    details.update(slowest=slowest, ratio=ratio)
+    where = (f"shard {slowest}: p99 {ms(lat.p99[slowest])} vs {ms(median['p99'] if median else None)} median "
+             f"shard, {ratio:.1f}×")
+    if ratio > ratio_limit:
+        return Check("max_shard_p99_ratio", "block", f"{where}, above the {ratio_limit:g}× limit",
+                     summary.primary, slowest, ratio, ratio_limit, details)
+    return Check("max_shard_p99_ratio", "pass", f"{where}, within the {ratio_limit:g}× limit",
+                 summary.primary, slowest, ratio, ratio_limit, details)
+
+
+def _num(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def sustained_check(summary: Summary, cfg: GateConfig) -> Check | None:
+    """A shard above max_shard_share for at least sustained_s seconds, column after column."""
+    need = cfg.sustained_s
+    if need is None:
+        return None
+    limit = cfg.max_shard_share
+    timeline = summary.timeline
+    counts = None if timeline is None else timeline.used_counts()
+    if counts is None or not len(counts):
+        return Check("sustained_share", "inconclusive", "no per-shard counts over time were recorded, so "
+                     f"gate.sustained_s ({need:g} s) cannot be judged", summary.primary, None, None, need)
+    totals = counts.sum(axis=1)
+    z = stats.one_sided_z(cfg.alpha, stats.contenders(summary.shards, limit) * len(counts))
+    above = np.zeros(counts.shape, dtype=bool)
+    for c, total in enumerate(totals.tolist()):
+        if total:
+            above[c] = stats.wilson_interval(counts[c], int(total), z)[0] > limit
+    width = timeline.column_s
+    best_shard, best_s, best_start = None, 0.0, 0
+    for shard in np.flatnonzero(above.any(axis=0)).tolist():
+        run_s, start = 0.0, 0
+        for c in range(len(counts)):
+            if not totals[c]:
+                continue  # a column without requests neither extends nor breaks a streak
+            if above[c, shard]:
+                if run_s == 0.0:
+                    start = c
+                run_s += width
+                if run_s > best_s:
+                    best_shard, best_s, best_start = shard, run_s, start
+            else:
+                run_s = 0.0
+    details = {"column_s": width, "columns": len(counts), "longest_s": best_s, "start_column": best_start}
+    if best_shard is not None and best_s >= need:
+        return Check("sustained_share", "block",
+                     f"shard {best_shard} stayed above the {limit_text(limit)} limit for {best_s:g} s "
+                     f"(from {best_start * width:g} s into the run), at least the {need:g} s gate.sustained_s allows",
+                     summary.primary, best_shard, best_s, need, details)
+    longest = (f"; the longest was shard {best_shard}, {best_s:g} s" if best_shard is not None
+               else "; no shard was significantly above it in any column")
+    return Check("sustained_share", "pass", f"no shard stayed above the {limit_text(limit)} limit for "
+                 f"{need:g} s{longest}", summary.primary, best_shard, best_s, need, details)
 
 
 def distinct_check(summary: Summary, cfg: GateConfig) -> Check | None:
@@ -273,6 +410,13 @@ def distinct_check(summary: Summary, cfg: GateConfig) -> Check | None:
 
 def evidence_checks(evidence: Evidence) -> list[Check]:
     checks = []
+    if evidence.resets:
+        last = _dt.datetime.fromtimestamp(evidence.resets[-1], _dt.timezone.utc).strftime("%H:%M:%S UTC")
+        checks.append(Check(
+            "stats_reset", "pass",
+            f"the counts were reset {len(evidence.resets)} time(s) during the run, last at {last} "
+            "(Locust's reset stats); the verdict judges the requests since then",
+            value=len(evidence.resets), details={"resets": list(evidence.resets)}))
     if evidence.missing_workers:
         checks.append(Check(
             "worker_final_reports", "inconclusive",
@@ -309,7 +453,7 @@ def judge(summary: Summary, cfg: GateConfig | None = None, extra: Iterable[Check
         checks.append(share_check(summary.observed, cfg))
         checks.append(mismatch_check(summary, cfg.max_mismatch_rate))
     checks += [unreached_check(summary, cfg.max_unreached_ratio), failures_check(summary),
-               distinct_check(summary, cfg)]
+               latency_check(summary, cfg), sustained_check(summary, cfg), distinct_check(summary, cfg)]
     checks = [c for c in checks if c is not None]
     if evidence is not None:
         checks += evidence_checks(evidence)

@@ -175,8 +175,21 @@ def _x64_round(h: np.ndarray, k: np.ndarray, other: np.ndarray, r: int, c: int) 
     return h
 
 
-def murmur3_x64_64_text(text: KeyText) -> np.ndarray:
-    """First 64 bits of MurmurHash3 x64_128 (seed 0) of every key, in the caller's key order."""
+def _sign_fill(lane: np.ndarray) -> np.ndarray:
+    """What Java's sign-extended `(long) byte << 8*i` adds to a tail lane beyond the plain bytes:
+    each byte with its top bit set flips every byte above it."""
+    flags = (lane >> _U64(7)) & _U64(0x0101_0101_0101_0101)
+    flags ^= flags << _U64(8)
+    flags ^= flags << _U64(16)
+    flags ^= flags << _U64(32)  # byte p: parity of the flags of bytes 0..p
+    return (flags << _U64(8)) * _U64(0xFF)
+
+
+def murmur3_x64_64_text(text: KeyText, signed_tail: bool = False) -> np.ndarray:
+    """First 64 bits of MurmurHash3 x64_128 (seed 0) of every key, in the caller's key order.
+
+    `signed_tail`: tail bytes are sign-extended before they are shifted, as Cassandra's
+    MurmurHash.hash3_x64_128 does (Java bytes are signed)."""
     n = len(text)
     h1 = np.zeros(n, dtype=_U64)
     h2 = np.zeros(n, dtype=_U64)
@@ -188,8 +201,13 @@ def murmur3_x64_64_text(text: KeyText) -> np.ndarray:
         _assign(b, new_b, live)
     word = (text.lengths >> 4) * 4
     rest = text.lengths & 15
-    h2 ^= _mix_k2_64(text.u64(word + 2, n) & _TAIL64[np.maximum(rest - 8, 0)])  # empty: no-op
-    h1 ^= _mix_k1_64(text.u64(word, n) & _TAIL64[np.minimum(rest, 8)])
+    k2 = text.u64(word + 2, n) & _TAIL64[np.maximum(rest - 8, 0)]
+    k1 = text.u64(word, n) & _TAIL64[np.minimum(rest, 8)]
+    if signed_tail:
+        k2 ^= _sign_fill(k2)  # the fill runs to the top of the lane, past the tail's end
+        k1 ^= _sign_fill(k1)
+    h2 ^= _mix_k2_64(k2)  # an empty lane stays 0 and changes nothing
+    h1 ^= _mix_k1_64(k1)
     length = text.lengths.astype(_U64)
     h1 ^= length
     h2 ^= length
@@ -327,6 +345,18 @@ def java_int_hash(value: int) -> int:
         return value
     h = (value ^ (value >> 32)) & MASK32  # low 32 bits of v >> 32 do not depend on the sign fill
     return h - ((h >> 31) << 32)
+
+
+def java_long_hash(value: int) -> int:
+    """Long.hashCode `(int)(v ^ (v >>> 32))`, for every int64 value (Long.hashCode(-5) is 4)."""
+    h = (value ^ (value >> 32)) & MASK32
+    return h - ((h >> 31) << 32)
+
+
+def java_long_hash_many(keys: np.ndarray) -> np.ndarray:
+    """java_long_hash of every int64 key, as int64."""
+    u = keys.view(_U64)
+    return ((u ^ (u >> _U64(32))) & _U64(MASK32)).astype(_U32).view(np.int32).astype(np.int64)
 
 
 def java_int_hash_many(keys: np.ndarray) -> np.ndarray:

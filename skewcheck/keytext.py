@@ -52,8 +52,12 @@ def int_keys(keys: object) -> np.ndarray:
 def _array_of_ints(keys: object) -> np.ndarray:
     if isinstance(keys, (str, bytes)):
         raise UsageError("keys must be a sequence of keys, not a single string")
+    items = list(keys)  # type: ignore[call-overload]
+    bad = next((k for k in items if type(k) is bool or type(k) is np.bool_), None)
+    if bad is not None:  # numpy would quietly take True for 1 in a list of ints
+        raise UsageError(f"key {bad!r} is not an integer")
     try:
-        return np.asarray(list(keys))  # type: ignore[call-overload]
+        return np.asarray(items)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"int keys must be a sequence of integers: {exc}") from None
 
@@ -98,6 +102,16 @@ def unencodable_key_error(key: str) -> UsageError:
     """The error for a key with a lone surrogate: it has no UTF-8 form, so no router can hash it."""
     return UsageError(f"key {key!r} is not valid Unicode text (lone surrogate); "
                       "keys are hashed as UTF-8")
+
+
+def utf8_bytes(key: object) -> bytes:
+    """One str key as UTF-8 (a lone surrogate can't be encoded: a clear error, never a crash)."""
+    if type(key) is not str:
+        key = checked_str(key)
+    try:
+        return key.encode()
+    except UnicodeEncodeError:
+        raise unencodable_key_error(key) from None
 
 
 def _encode(joined: str, keys: list[str], encoding: str) -> bytes:
@@ -244,6 +258,35 @@ def str_text(keys: list[str], redis_tags: bool = False) -> KeyText:
     if redis_tags:
         starts, lengths = _redis_tags(units, starts, lengths)
     return _packed_text(units, starts, lengths)
+
+
+def utf16_str_text(keys: list[str]) -> KeyText:
+    """KeyText of the UTF-16LE bytes of a chunk of str keys."""
+    units, starts, lengths = str_units(keys, utf16=True)
+    data = units.astype(np.uint16, copy=False).view(np.uint8)  # ASCII came back as bytes
+    return _packed_text(data, starts * 2, lengths * 2)
+
+
+def utf16_of_int_text(text: KeyText) -> KeyText:
+    """UTF-16LE KeyText of int keys' decimal text: every ASCII byte gains a zero high byte."""
+    assert text.rows is not None
+    wide = text.rows.view(np.uint8).astype(np.uint16).view(np.uint8)
+    rows = np.ascontiguousarray(wide).view(_U32)
+    width = rows.shape[1]
+    base = np.arange(len(text), dtype=np.int64) * width
+    return KeyText(rows.ravel(), base, text.lengths * 2, None, longest_first=False, rows=rows)
+
+
+def bytes_text(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> KeyText:
+    """KeyText of keys that are the byte ranges [start, start + length) of `data` (uint8)."""
+    return _packed_text(data, starts, lengths)
+
+
+def fixed_width_text(data: np.ndarray, width: int) -> KeyText:
+    """KeyText of keys that are consecutive `width`-byte records of `data` (uint8)."""
+    n = data.size // width
+    starts = np.arange(n, dtype=np.int64) * width
+    return _packed_text(data, starts, np.full(n, width, dtype=np.int64))
 
 
 def _packed_text(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> KeyText:
@@ -420,20 +463,21 @@ def _word_after(words: list[np.ndarray], k: int, whole: np.ndarray) -> np.ndarra
 class KeyChunk:
     """Up to CHUNK_KEYS keys of a batch; their text is built on first use and kept."""
 
-    __slots__ = ("keys", "key_type", "_text", "_tagged")
+    __slots__ = ("keys", "key_type", "_text", "_tagged", "_utf16")
 
     def __init__(self, keys: np.ndarray | list[str], key_type: str) -> None:
         self.keys = keys
         self.key_type = key_type
         self._text: KeyText | None = None
         self._tagged: KeyText | None = None
+        self._utf16: KeyText | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def release(self) -> None:
         """Let go of the text (a large batch keeps one chunk's text at a time)."""
-        self._text = self._tagged = None
+        self._text = self._tagged = self._utf16 = None
 
     def text(self) -> KeyText:
         """The chunk's key text: decimal for int keys, UTF-8 for str keys."""
@@ -448,6 +492,13 @@ class KeyChunk:
         if self._tagged is None:
             self._tagged = str_text(self.keys, redis_tags=True)
         return self._tagged
+
+    def utf16_text(self) -> KeyText:
+        """The key text as UTF-16LE code units (what Java hashes a String's chars as)."""
+        if self._utf16 is None:
+            self._utf16 = (utf16_of_int_text(self.text()) if self.key_type == "int"
+                           else utf16_str_text(self.keys))
+        return self._utf16
 
 
 class KeyBatch:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import mmh3
 import numpy as np
 
+from skewcheck.datastores import FACTORIES
 from skewcheck.errors import UsageError
 from skewcheck.hashes import (
     MASK64,
@@ -21,6 +22,8 @@ from skewcheck.hashes import (
     crc16_text,
     java_int_hash,
     java_int_hash_many,
+    java_long_hash,
+    java_long_hash_many,
     java_string_hash,
     java_string_hashes,
     jump_hash,
@@ -41,10 +44,15 @@ from skewcheck.keytext import (
     check_key_type,
     checked_int,
     checked_str,
-    unencodable_key_error,
+    utf8_bytes,
 )
+from skewcheck.router_params import canonical_params, label, parse_params
 
-ROUTER_NAMES: tuple[str, ...] = ("mod", "hash-mod", "murmur3", "kafka", "jump", "redis")
+ROUTER_NAMES: tuple[str, ...] = (
+    "mod", "hash-mod", "murmur3", "kafka", "jump", "redis",
+    "pg-hash", "citus", "cassandra", "elasticsearch", "redis-cluster", "ketama",
+    "vitess-hash", "vitess-xxhash", "crc32", "fnv1a32", "fnv1a64", "xxhash64", "range",
+)
 MAX_SHARDS = 2**31 - 1  # shard counts are Java ints in ShardingSphere, Kafka and Guava's jump hash
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
@@ -67,26 +75,47 @@ class Router:
     name: str
     shards: int
     key_type: str
+    params: Any = ()  # a dict or params model on the way in; a sorted tuple of items once built
     shard: ScalarRoute = field(init=False, repr=False, compare=False)
     shard_chunk: ChunkRoute = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _validate(self.name, self.shards, self.key_type)
         object.__setattr__(self, "shards", int(self.shards))  # a numpy int would leak into results
-        object.__setattr__(self, "shard", _SCALAR[self.name, self.key_type](self.shards))
-        object.__setattr__(self, "shard_chunk", _BATCH[self.name](self.shards, self.key_type))
+        model = parse_params(self.name, dict(self.params) if isinstance(self.params, tuple)
+                             else self.params)
+        object.__setattr__(self, "params", canonical_params(model))
+        if self.name in FACTORIES:
+            scalar, batch = FACTORIES[self.name](self.shards, self.key_type, model)
+        elif self.name == "hash-mod" and getattr(model, "java_type", "int") == "long":
+            if self.key_type != "int":
+                raise UsageError("router hash-mod: java_type long needs int keys (str keys hash "
+                                 "as a String)")
+            scalar, batch = _hash_mod_long(self.shards), _hash_mod_long_many(self.shards)
+        else:
+            scalar = _SCALAR[self.name, self.key_type](self.shards)
+            batch = _BATCH[self.name](self.shards, self.key_type)
+        object.__setattr__(self, "shard", scalar)
+        object.__setattr__(self, "shard_chunk", batch)
+
+    @property
+    def label(self) -> str:
+        """The router as reports name it, with its parameters: `cassandra(vnodes=16, seed=0)`."""
+        return label(self.name, self.params)
 
     def shard_many(self, keys: Any) -> np.ndarray:
         """int64 shard of every key (raw keys of this key type, or a KeyBatch of them)."""
         return KeyBatch.of(keys, self.key_type).map(self.shard_chunk, np.int64)
 
-    def __reduce__(self) -> tuple[Callable[..., Router], tuple[str, int, str]]:
-        return make_router, (self.name, self.shards, self.key_type)  # closures do not pickle
+    def __reduce__(self) -> tuple[Callable[..., Router], tuple[str, int, str, dict[str, Any]]]:
+        # closures do not pickle: rebuild from the definition (files are read again)
+        return make_router, (self.name, self.shards, self.key_type, dict(self.params))
 
 
-def make_router(name: str, shards: int, key_type: str) -> Router:
-    """The router `name` over `shards` shards; UsageError for an unknown name or bad count."""
-    return Router(name, shards, key_type)
+def make_router(name: str, shards: int, key_type: str, params: Any = None) -> Router:
+    """The router `name` over `shards` shards with its parameters (a dict; None: defaults);
+    UsageError for an unknown name, a bad count or a bad parameter."""
+    return Router(name, shards, key_type, params or ())
 
 
 def _validate(name: str, shards: int, key_type: str) -> None:
@@ -99,6 +128,8 @@ def _validate(name: str, shards: int, key_type: str) -> None:
         raise UsageError(f"shards must be between 1 and {MAX_SHARDS}, got {shards}")
     if name == "mod" and key_type != "int":
         raise UsageError("router mod needs int keys")
+    if name == "vitess-hash" and key_type != "int":
+        raise UsageError("router vitess-hash needs int keys")
 
 
 # --------------------------------------------------------------------------- per-key forms
@@ -122,6 +153,18 @@ def _hash_mod_int(n: int) -> ScalarRoute:
     return shard
 
 
+def _hash_mod_long(n: int) -> ScalarRoute:
+    def shard(key: Any) -> int:
+        if type(key) is not int or not INT64_MIN <= key <= INT64_MAX:
+            key = checked_int(key)
+        return abs(java_long_hash(key)) % n  # a java.lang.Long, whatever its value
+    return shard
+
+
+def _hash_mod_long_many(n: int) -> ChunkRoute:
+    return lambda chunk: remainder(np.abs(java_long_hash_many(chunk.keys)), n)
+
+
 def _hash_mod_str(n: int) -> ScalarRoute:
     def shard(key: Any) -> int:
         if type(key) is not str:
@@ -140,21 +183,11 @@ def _murmur3_int(n: int) -> ScalarRoute:
     return shard
 
 
-def _utf8(key: Any) -> bytes:
-    """A str key as UTF-8 (a lone surrogate can't be encoded: a clear error, never a crash)."""
-    if type(key) is not str:
-        key = checked_str(key)
-    try:
-        return key.encode()
-    except UnicodeEncodeError:
-        raise unencodable_key_error(key) from None
-
-
 def _murmur3_str(n: int) -> ScalarRoute:
     hash32 = mmh3.hash
 
     def shard(key: Any) -> int:
-        return hash32(_utf8(key), signed=False) % n  # bytes: mmh3 crashes on a lone surrogate
+        return hash32(utf8_bytes(key), signed=False) % n  # bytes: mmh3 crashes on a lone surrogate
     return shard
 
 
@@ -168,7 +201,7 @@ def _kafka_int(n: int) -> ScalarRoute:
 
 def _kafka_str(n: int) -> ScalarRoute:
     def shard(key: Any) -> int:
-        data = _utf8(key)
+        data = utf8_bytes(key)
         return (murmur2(data) & _POSITIVE31) % n
     return shard
 
@@ -183,7 +216,7 @@ def _jump_int(n: int) -> ScalarRoute:
 
 def _jump_str(n: int) -> ScalarRoute:
     def shard(key: Any) -> int:
-        data = _utf8(key)
+        data = utf8_bytes(key)
         return jump_hash(murmur3_x64_64(data), n)
     return shard
 
@@ -200,7 +233,7 @@ def _redis_int(n: int) -> ScalarRoute:
 
 def _redis_str(n: int) -> ScalarRoute:
     def shard(key: Any) -> int:
-        data = _utf8(key)
+        data = utf8_bytes(key)
         return redis_slot(data) * n // REDIS_SLOTS
     return shard
 

@@ -15,9 +15,17 @@ from typing import Any, Callable
 import numpy as np
 
 from skewcheck import stats
+from skewcheck.latency import LatencySummary
 from skewcheck.sketch import estimate_f2
+from skewcheck.timeline import Timeline
 
 REFERENCE_ROUTER = "murmur3"  # the well-mixed hash shown beside the primary for comparison
+# a key listed as hot carries at least this share: a key of 1% alone can't push a shard past 15%,
+# but a few of them colliding can, and below it a test's keys are its population, not hot keys
+NOTABLE_KEY_SHARE = 0.01
+# …and at least twice the mean key's share: 127 equally used test accounts are a population, none
+# of them hot, even when sampling puts one above 1%
+NOTABLE_OVER_MEAN = 2.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class RouterSummary:
     qps: np.ndarray  # whole-run mean QPS per shard
     window_counts: np.ndarray
     window_qps: np.ndarray
+    window_shares: np.ndarray  # shares over the sliding window (what the live gauges show)
     hottest_shard: int
     max_share: float
     expected_max_share: float  # what noise alone gives on distinct keys (Blom)
@@ -98,6 +107,9 @@ class Summary:
     observed_requests: int = 0
     observed_mismatches: int = 0
     mismatch_examples: list[tuple[Any, int, int]] = field(default_factory=list)
+    observed_pairs: list[tuple[Any, int]] = field(default_factory=list)  # (key, X-Shard) sample
+    latency: LatencySummary | None = None  # per-shard latency quantiles; None when none was timed
+    timeline: Timeline | None = None  # per-shard counts over time (the heatmap); None when unknown
 
     @property
     def primary_summary(self) -> RouterSummary:
@@ -118,6 +130,23 @@ class Summary:
     def key_share(self, count: int) -> float:
         return count / self.requests if self.requests else 0.0
 
+    def notable_keys(self, limit: int = 10) -> list[tuple[Any, int]]:
+        """The keys that carry a notable share, surely (their count beats the sketch's error)."""
+        floor = NOTABLE_KEY_SHARE
+        if self.distinct_keys:
+            floor = max(floor, NOTABLE_OVER_MEAN / self.distinct_keys)
+        return [(k, c) for k, c in self.top_keys[:limit]
+                if c > 1 and c > self.top_keys_error and self.key_share(c) >= floor]
+
+    def keys_json(self) -> dict[str, Any]:
+        """What the reports say about keys: how many, which are hot, and how exact that is."""
+        top = self.top_keys[0] if self.top_keys else None
+        return {"distinct": None if self.distinct_keys is None else round(self.distinct_keys),
+                "exact": self.top_keys_error == 0, "error": self.top_keys_error,
+                "notable_share": NOTABLE_KEY_SHARE, "notable_over_mean": NOTABLE_OVER_MEAN,
+                "notable": [{"key": str(k), "requests": c, "share": self.key_share(c)} for k, c in self.notable_keys()],
+                "busiest_share": self.key_share(top[1]) if top else 0.0}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
@@ -135,6 +164,7 @@ class Summary:
             "top_keys": [{"key": str(k), "requests": c, "share": self.key_share(c)} for k, c in self.top_keys[:10]],
             "top_keys_error": self.top_keys_error,
             "shard_failures": _failure_rows(self),
+            "keys": self.keys_json(),
             "observed": None if self.observed is None else {
                 **self.observed.to_json(),
                 "requests": self.observed_requests,
@@ -193,6 +223,7 @@ def summarize_counts(
         qps=counts / duration_s if duration_s > 0 else np.zeros(k),
         window_counts=wc,
         window_qps=wc / window_covered_s if window_covered_s > 0 else np.zeros(k),
+        window_shares=wc / wc.sum() if wc.sum() else np.zeros(k),
         hottest_shard=hottest,
         max_share=float(shares[hottest]) if n else 0.0,
         expected_max_share=stats.expected_max_share(n, k),
@@ -280,6 +311,10 @@ def summarize(tally: Any, now: float | None = None) -> Summary:
         observed = summarize_counts("observed", tally.observed, key_f2=key_f2, duration_s=duration,
                                     run_requests=tally.requests,
                                     null=null if tally.observed_requests == tally.requests else None)
+    latency = None
+    if tally.latency.counts.any():
+        load = tally.observed if tally.observed_requests else counts[0]
+        latency = LatencySummary(tally.latency, load, tally.failures, tally.unreached)
     return Summary(
         requests=tally.requests,
         duration_s=duration,
@@ -298,6 +333,9 @@ def summarize(tally: Any, now: float | None = None) -> Summary:
         observed_requests=tally.observed_requests,
         observed_mismatches=tally.observed_mismatches,
         mismatch_examples=list(tally.mismatch_examples),
+        observed_pairs=list(tally.observed_pairs),
+        latency=latency,
+        timeline=tally.timeline_view(),
     )
 
 
@@ -315,6 +353,8 @@ def from_counts(
     failures: np.ndarray | None = None,
     unreached: np.ndarray | None = None,
     router_of: Callable[[str, int], Any] | None = None,
+    latency: LatencySummary | None = None,
+    timeline: Timeline | None = None,
 ) -> Summary:
     """A summary from saved or simulated whole-run counts (no window data). `router_of(name,
     shards)` gives the routers, to name the keys on each hottest shard."""
@@ -332,4 +372,4 @@ def from_counts(
     return Summary(requests=n, duration_s=duration_s, shards=shards, primary=primary,
                    routers=routers, key_f2=key_f2, top_keys=top, top_keys_error=top_keys_error,
                    window_s=window_s, window_requests=0, distinct_keys=distinct_keys,
-                   failures=failures, unreached=unreached)
+                   failures=failures, unreached=unreached, latency=latency, timeline=timeline)

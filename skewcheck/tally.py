@@ -23,10 +23,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from skewcheck.errors import UsageError
-from skewcheck.frame import Frame, FrameRules, ObservedPart, dense, sparse
+from skewcheck.frame import Frame, FrameRules, LatencyPart, ObservedPart, dense, sparse
 from skewcheck.hashes import murmur3_32_text
 from skewcheck.keytext import INT64_MAX, INT64_MIN, KeyBatch, KeyChunk, checked_int, checked_str
-from skewcheck.limits import MAX_FRAME_WINDOW_S, MAX_MISMATCH_EXAMPLES
+from skewcheck.latency import ShardLatency, latency_array
+from skewcheck.limits import (
+    MAX_FRAME_PAIRS,
+    MAX_FRAME_WINDOW_S,
+    MAX_KEY_CHARS,
+    MAX_MISMATCH_EXAMPLES,
+    MAX_OBSERVED_PAIRS,
+)
 from skewcheck.sketch import (
     DEFAULT_TOP_CAPACITY,
     F2_BUCKETS,
@@ -36,11 +43,22 @@ from skewcheck.sketch import (
     batch_counts,
     register_maxima,
 )
+from skewcheck.timeline import Timeline
 
 DEFAULT_WINDOW_S = 10.0
 DEFAULT_SLOT_S = 1.0  # window resolution: QPS is averaged over whole slots of this length
 PENDING_KEYS = 8192  # keys `add` holds before they are counted as one batch
 _BUCKET_MASK = np.uint32(F2_BUCKETS - 1)
+
+
+def _counted_keys(keys: Any, key_type: str) -> KeyBatch:
+    """A batch a tally may count: routable, and no str key longer than MAX_KEY_CHARS (an ID, not a
+    document; a frame could not carry it to the master or the sidecar)."""
+    batch = KeyBatch.of(keys, key_type)
+    if key_type == "str" and len(batch) and max(map(len, batch.keys)) > MAX_KEY_CHARS:
+        long = next(k for k in batch.keys if len(k) > MAX_KEY_CHARS)
+        raise UsageError(f"key {long[:40]!r}… is longer than {MAX_KEY_CHARS} characters")
+    return batch
 
 
 def _key_hash(chunk: KeyChunk) -> np.ndarray:
@@ -53,7 +71,8 @@ class _Increment:
     """What one routed batch adds: computed once, added to a tally and to its followers."""
 
     __slots__ = ("requests", "per_router", "buckets", "registers", "top", "failures", "unreached",
-                 "observed", "observed_requests", "mismatches", "examples")
+                 "observed", "observed_requests", "mismatches", "examples", "pairs",
+                 "latency")
 
     def __init__(self, requests: int, per_router: list[np.ndarray], buckets: np.ndarray,
                  registers: np.ndarray, top: tuple[list, int, int]) -> None:
@@ -68,6 +87,8 @@ class _Increment:
         self.observed_requests = 0
         self.mismatches = 0
         self.examples: list[tuple[int | str, int, int]] = []
+        self.pairs: list[tuple[int | str, int]] = []
+        self.latency: tuple[np.ndarray, np.ndarray] | None = None  # (shard, latency bucket) per request
 
 
 class Tally:
@@ -77,6 +98,7 @@ class Tally:
         *,
         window_s: float = DEFAULT_WINDOW_S,
         slot_s: float = DEFAULT_SLOT_S,
+        timeline_s: float | None = None,
         top_capacity: int = DEFAULT_TOP_CAPACITY,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -118,9 +140,14 @@ class Tally:
         self._pending_observed: list[Any] = []  # X-Shard answers, None where there was none
         self._pending_failed: list[int] = []  # positions in _pending_keys of failed requests
         self._pending_unreached: list[Any] = []  # keys of requests that got no answer at all
+        self._pending_latency: list[Any] = []  # aligned with _pending_keys: ms, or None
+        self._latency = ShardLatency(k)  # per shard the request went to (observed, else primary)
+        # the heatmap's columns: at least a slot wide (a master's frames arrive every few seconds)
+        self.timeline = Timeline(k, max(self.slot_s, timeline_s or self.slot_s))
         self.observed_requests = 0
         self.observed_mismatches = 0
         self.mismatch_examples: list[tuple[int | str, int, int]] = []
+        self.observed_pairs: list[tuple[int | str, int]] = []  # (key, X-Shard), for infer
         self.unroutable = 0  # keys no router could take (not an int64 / not text), not counted
         self.unroutable_example: str | None = None
         self.followers: list[Tally] = []
@@ -140,10 +167,10 @@ class Tally:
     # --- hot path -------------------------------------------------------------------------
 
     def add(self, key: int | str, ts: float | None = None, observed_shard: int | str | None = None,
-            failed: bool = False) -> None:
+            failed: bool = False, latency_ms: float | None = None) -> None:
         """Count one request's key; `observed_shard` is the shard the target reported (an int or
         the X-Shard header's text; anything but a shard number counts as a mismatch); `failed`
-        marks a request the target answered with a failure."""
+        marks a request the target answered with a failure; `latency_ms` its response time."""
         now = self.clock() if ts is None else ts
         if now >= self._slot_end:
             self._advance(self._slot_of(now), now)
@@ -153,6 +180,7 @@ class Tally:
         if failed:
             self._pending_failed.append(len(self._pending_keys))
         self._pending_observed.append(observed_shard)
+        self._pending_latency.append(latency_ms)
         pending = self._pending_keys
         pending.append(key)
         if len(pending) >= PENDING_KEYS:
@@ -176,37 +204,39 @@ class Tally:
     def flush(self) -> None:
         """Route and count the keys `add` holds back, as one batch (every read path does this)."""
         keys, observed, failed = self._pending_keys, self._pending_observed, self._pending_failed
-        unreached = self._pending_unreached
+        unreached, latency = self._pending_unreached, self._pending_latency
         if not keys and not unreached:
             return
         self._pending_keys, self._pending_observed, self._pending_failed = [], [], []
-        self._pending_unreached = []
+        self._pending_unreached, self._pending_latency = [], []
         if keys:
             flags = None
             if failed:
                 flags = np.zeros(len(keys), dtype=bool)
                 flags[failed] = True
+            times = latency_array(latency)  # None (no latency given) becomes NaN
             try:
-                batch = KeyBatch.of(keys, self.key_type)
+                batch = _counted_keys(keys, self.key_type)
             except UsageError:
-                batch, observed, flags = self._routable(keys, observed, flags)
+                batch, observed, flags, times = self._routable(keys, observed, flags, times)
             if len(batch):
-                self._count(batch, observed, flags)
+                self._count(batch, observed, flags, times)
         if unreached:
             self._count_unreached(unreached)
 
-    def _routable(self, keys: list[Any], observed: list[Any], failed: np.ndarray | None
-                  ) -> tuple[KeyBatch, list[Any], np.ndarray | None]:
-        """The keys every router can take, their observations and failure flags; the others are
-        counted in `unroutable` (one by one: only a batch that failed comes here)."""
+    def _routable(self, keys: list[Any], observed: list[Any], failed: np.ndarray | None,
+                  latency: np.ndarray) -> tuple[KeyBatch, list[Any], np.ndarray | None, np.ndarray]:
+        """The keys every router can take, their observations, failure flags and latencies; the
+        others are counted in `unroutable` (one by one: only a batch that failed comes here)."""
         good = [i for i, key in enumerate(keys) if self._routable_key(key)]
         kept = None if failed is None else failed[good]
-        return KeyBatch.of([keys[i] for i in good], self.key_type), [observed[i] for i in good], kept
+        return (KeyBatch.of([keys[i] for i in good], self.key_type), [observed[i] for i in good], kept,
+                latency[good])
 
     def _routable_key(self, key: Any) -> bool:
         check = checked_int if self.key_type == "int" else checked_str
         try:
-            KeyBatch.of([check(key)], self.key_type)  # e.g. text that UTF-8 can't encode
+            _counted_keys([check(key)], self.key_type)  # e.g. text that UTF-8 can't encode
         except UsageError as exc:
             self.unroutable += 1
             if self.unroutable_example is None:
@@ -227,18 +257,23 @@ class Tally:
     # --- batches ----------------------------------------------------------------------------
 
     def add_many(self, keys: Any, ts: float | None = None, observed: Sequence[Any] | None = None,
-                 failed: np.ndarray | None = None) -> None:
+                 failed: np.ndarray | None = None, latency_ms: Sequence[float | None] | None = None) -> None:
         """Route and count a batch vectorised (planner, Kafka poll batches). `observed` holds the
         shard the target reported for each key (None where it reported none), `failed` flags the
-        requests that failed. A key no router takes raises UsageError before anything is counted."""
+        requests that failed, `latency_ms` their response times (None where unknown). A key no
+        router takes raises UsageError before anything is counted."""
         if len(keys) == 0:
             return
-        batch = KeyBatch.of(keys, self.key_type)
+        batch = _counted_keys(keys, self.key_type)
+        times = None if latency_ms is None else latency_array(latency_ms)
+        if times is not None and len(times) != len(batch):
+            raise ValueError("one latency per key")
         self._at(self.clock() if ts is None else ts)
         flags = None if failed is None or not np.any(failed) else np.asarray(failed, dtype=bool)
-        self._count(batch, None if observed is None else list(observed), flags)
+        self._count(batch, None if observed is None else list(observed), flags, times)
 
-    def _count(self, batch: KeyBatch, observed: list[Any] | None, failed: np.ndarray | None = None) -> None:
+    def _count(self, batch: KeyBatch, observed: list[Any] | None, failed: np.ndarray | None = None,
+               latency: np.ndarray | None = None) -> None:
         """Route a normalised batch once and add it here and to every follower."""
         steps = [router.shard_chunk for router in self.routers]
         *per_key, hashes = batch.map_all([*steps, _key_hash], np.int64)
@@ -259,6 +294,8 @@ class Tally:
                 where[at] = got
         if failed is not None:
             inc.failures = np.bincount(where[failed], minlength=self.shards)
+        if latency is not None and not np.isnan(latency).all():
+            inc.latency = ShardLatency.cells(where, latency)
         self._add(inc)
         when = self.last_ts if self.last_ts is not None else self.clock()
         for follower in self.followers:
@@ -279,6 +316,10 @@ class Tally:
         inc.mismatches = len(mismatched)
         inc.examples = [(keys.key(i), int(predicted[i]), int(got[i]))
                         for i in mismatched[:MAX_MISMATCH_EXAMPLES].tolist()]
+        room = MAX_OBSERVED_PAIRS - len(self.observed_pairs)
+        if room > 0:
+            answered = np.flatnonzero(got >= 0)[:room].tolist()
+            inc.pairs = [(keys.key(i), int(got[i])) for i in answered]
         return np.where((got >= 0) & (got < self.shards), got, predicted)
 
     def _add(self, inc: _Increment) -> None:
@@ -293,12 +334,20 @@ class Tally:
         self.top.merge_items(*inc.top)
         if inc.failures is not None:
             self._failures += inc.failures
+        if inc.latency is not None:
+            self._latency.add_cells(*inc.latency)
         if inc.observed is not None:
             self._observed += inc.observed
             self.observed_requests += inc.observed_requests
             self.observed_mismatches += inc.mismatches
             room = MAX_MISMATCH_EXAMPLES - len(self.mismatch_examples)
             self.mismatch_examples.extend(inc.examples[:max(room, 0)])
+            self._keep_pairs(inc.pairs)
+
+    def _keep_pairs(self, pairs: list[tuple[int | str, int]]) -> None:
+        room = MAX_OBSERVED_PAIRS - len(self.observed_pairs)
+        if room > 0 and pairs:
+            self.observed_pairs.extend(pairs[:room])
 
     # --- frames -----------------------------------------------------------------------------
 
@@ -329,6 +378,8 @@ class Tally:
             self._failures += dense(frame.failures, self.shards)
         if frame.unreached:
             self._unreached += dense(frame.unreached, self.shards)
+        if frame.latency is not None:
+            self._latency.merge_part(frame.latency.shards)
         self.top.merge_items(frame.typed_top_keys(), total=frame.requests, error=frame.top_error)
         self.unroutable += frame.unroutable
         obs = frame.observed
@@ -338,6 +389,7 @@ class Tally:
             self.observed_mismatches += obs.mismatches
             room = MAX_MISMATCH_EXAMPLES - len(self.mismatch_examples)
             self.mismatch_examples.extend(frame.typed_examples()[:max(room, 0)])
+            self._keep_pairs(frame.typed_pairs())
 
     def drain_frame(self, source: str, now: float | None = None) -> Frame:
         """Everything counted since the last drain, as a frame; then start afresh."""
@@ -355,7 +407,9 @@ class Tally:
         if self.observed_requests:
             observed = ObservedPart(shards=sparse(self.observed), requests=self.observed_requests,
                                     mismatches=self.observed_mismatches,
-                                    examples=[(str(k), p, o) for k, p, o in self.mismatch_examples])
+                                    examples=[(str(k), p, o) for k, p, o in self.mismatch_examples],
+                                    pairs=[(str(k), s) for k, s in
+                                           self.observed_pairs[:MAX_FRAME_PAIRS]] or None)
         return Frame.of_counts(
             self.rules,
             source=source,
@@ -371,6 +425,7 @@ class Tally:
             unreached=sparse(self.unreached),
             observed=observed,
             unroutable=self.unroutable,
+            latency=LatencyPart.of(self._latency.to_part()) if self._latency.counts.any() else None,
         )
 
     def copy(self) -> Tally:
@@ -387,7 +442,11 @@ class Tally:
         other.top = HeavyHitters(self.top.capacity)
         other.top.merge(self.top)
         other.mismatch_examples = list(self.mismatch_examples)
+        other.observed_pairs = list(self.observed_pairs)
         other._pending_keys, other._pending_observed = [], []
+        other._pending_failed, other._pending_unreached, other._pending_latency = [], [], []
+        other._latency = self._latency.copy()
+        other.timeline = self.timeline.copy()
         other.followers = []
         return other
 
@@ -408,9 +467,12 @@ class Tally:
         self._failures[:] = 0
         self._unreached[:] = 0
         self._pending_keys, self._pending_observed, self._pending_failed = [], [], []
-        self._pending_unreached = []
+        self._pending_unreached, self._pending_latency = [], []
+        self._latency.clear()
+        self.timeline.clear()
         self.observed_requests = self.observed_mismatches = 0
         self.mismatch_examples.clear()
+        self.observed_pairs = []
         self.unroutable = 0
         self.unroutable_example = None
 
@@ -433,10 +495,23 @@ class Tally:
         return self._failures
 
     @property
+    def latency(self) -> ShardLatency:
+        """Per-shard latency sketches (where each request went: observed, else the primary's)."""
+        self.flush()
+        return self._latency
+
+    @property
     def unreached(self) -> np.ndarray:
         """Requests that never reached the target, per the shard the primary router meant."""
         self.flush()
         return self._unreached
+
+    def timeline_view(self) -> Timeline:
+        """The heatmap's columns with the slot still being counted added."""
+        self.flush()
+        if self._slot is None:
+            return self.timeline.copy()
+        return self.timeline.view(self._slot * self.slot_s, self._ring[self._slot % self._nslots][0])
 
     def distinct_keys(self) -> float | None:
         """How many distinct keys were counted: exact while the heavy hitters hold every key,
@@ -472,6 +547,8 @@ class Tally:
         if self._slot is None:
             self._slot = slot
         elif slot > self._slot:
+            # the current slot is complete: it becomes part of the heatmap's history
+            self.timeline.add(self._slot * self.slot_s, self._ring[self._slot % self._nslots][0])
             # slots between the old and the new one leave the window: fold them into the run total
             steps = min(slot - self._slot, self._nslots)
             for j in range(1, steps + 1):

@@ -14,6 +14,15 @@ import pytest
 # Real Kafka broker (scripts/kafka-broker): the session fixture `kafka_broker`.
 from kafka_broker import kafka_broker  # noqa: F401,E402
 
+# Real PostgreSQL, Redis Cluster, libmemcached and Java/Go reference programs for the routers.
+from reference_impls import (  # noqa: F401,E402
+    libmemcached,
+    postgres,
+    redis_cluster,
+    reference_programs,
+    twemproxy,
+)
+
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

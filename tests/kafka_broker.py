@@ -25,6 +25,7 @@ fixture skips locally and fails under CI=true, like every other real part.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -42,7 +43,7 @@ SCRIPT = REPO / "scripts" / "kafka-broker"
 # Readiness timeout of one start (a start takes a few seconds; generous for a
 # loaded machine). A start that must first fetch the jars with Maven and build
 # the class-data archive gets FETCH_TIMEOUT_S more.
-START_TIMEOUT_S = float(os.environ.get("SKEWCHECK_KAFKA_START_TIMEOUT", 90))
+START_TIMEOUT_S = float(os.environ.get("SKEWCHECK_KAFKA_START_TIMEOUT", "90"))
 FETCH_TIMEOUT_S = 600.0
 
 
@@ -277,9 +278,7 @@ def require_broker_jars() -> Path:
 
 def _acquire_session_broker(tmp_path_factory: pytest.TempPathFactory) -> KafkaBroker:
     if _session["broker"] is None and _session["error"] is None:
-        try:
-            import kafka  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("kafka") is None:
             _session["error"] = "kafka-python is not installed"
         else:
             broker = KafkaBroker(tmp_path_factory.mktemp("kafka-broker"))

@@ -42,17 +42,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def locust_cmd(*args: str) -> list[str]:
-    return [LOCUST, "-f", str(LOCUSTFILE), "--skip-log-setup", *args]
+def locust_cmd(*args: str, log_setup: bool = False) -> list[str]:
+    """The command; `log_setup` keeps Locust's own logging, its stats tables on the console included."""
+    return [LOCUST, "-f", str(LOCUSTFILE), *([] if log_setup else ["--skip-log-setup"]), *args]
 
 
 def run_locust(*args: str, report_dir: Path | None = None, timeout: float = 90,
-               env: dict[str, str] | None = None) -> LocustRun:
+               env: dict[str, str] | None = None, console: bool = False) -> LocustRun:
+    """`console`: Locust's logging as users see it, stderr merged into stdout in order."""
     extra = ["--skew-report-dir", str(report_dir)] if report_dir else []
-    proc = subprocess.Popen(locust_cmd(*args, *extra), cwd=REPO, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, **(env or {})}, start_new_session=True)
+    proc = subprocess.Popen(locust_cmd(*args, *extra, log_setup=console), cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT if console else subprocess.PIPE,
+                            env={**os.environ, **(env or {})}, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
+        err = err or ""
         leftover = wait_for(lambda: not processes_in_group(proc.pid), 5) or processes_in_group(proc.pid)
     finally:
         kill_group(proc)

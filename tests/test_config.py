@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import REPO, run_skewcheck
 
 from skewcheck.config import load_scenario, parse_scenario
 from skewcheck.errors import UsageError
-from conftest import REPO, run_skewcheck
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 

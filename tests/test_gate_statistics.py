@@ -5,11 +5,10 @@ Seeded simulations of what each rule sees, with exact multinomial sampling of pe
 
 from __future__ import annotations
 
+import gate_trials
 import mmh3
 import numpy as np
 import pytest
-
-import gate_trials
 
 from skewcheck.gate import DEFAULT_MIN_REQUESTS, GateConfig, decision, judge
 from skewcheck.routing import make_router

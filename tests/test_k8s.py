@@ -1,146 +1,43 @@
-"""Offline checks of the deployment artefacts: the kustomize base in k8s/ and the
-example CI workflow in deploy/github-actions/. No cluster, no network."""
+"""Offline checks of the deployment artefacts: the kustomize base in k8s/ (every manifest strictly
+against the Kubernetes schemas, the custom resources against theirs, the wiring between them and
+their hardening). No cluster, no network."""
 
 from __future__ import annotations
 
-import copy
-import functools
 import re
 import shutil
 import subprocess
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-
 from conftest import REPO
-
-K8S = REPO / "k8s"
-WORKFLOW = REPO / "deploy" / "github-actions" / "skewcheck-gate.yml"
-
-IMAGE = "ghcr.io/example/skewcheck"
-IMAGE_REF = f"{IMAGE}:0.1.0"
-
-# Oldest Kubernetes we claim to support, and the newest schemas the installed
-# kubernetes-validate ships: a field that one of them lacks or renamed fails here.
-# 1.29 is the first whose Job schema accepts a podFailurePolicy rule with only
-# onExitCodes (1.28's marks onPodConditions required).
-K8S_VERSIONS = ["1.29", kubernetes_validate.latest_version()]
-
-# Custom resources of the Prometheus operator: kubernetes-validate has no
-# schema for them (it only knows built-in kinds), so the ServiceMonitor is
-# checked against the small schema below and the PrometheusRule's spec with
-# promtool in tests/test_prometheus_rules.py.
-CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
-
-# kustomize refuses generator files outside k8s/ (symlinks too), so the
-# locustfile is carried as a copy that must not drift from the original.
-MIRRORS = {"files/orders.py": REPO / "locustfiles" / "orders.py"}
-
-# Not cluster resources: promtool's unit tests for the PrometheusRule.
-NOT_RESOURCES = ("tests/",)
-
-LOCUST_ENV = ["LOCUST_SKEW_CONFIG", "LOCUST_SKEW_SHARDS", "LOCUST_SKEW_ROUTING",
-              "LOCUST_SKEW_COMPARE", "LOCUST_SKEW_MAX_SHARE", "LOCUST_SKEW_REPORT_DIR", "LOCUST_HOST"]
-
-SIDECAR_COMMAND = ["skewcheck", "sidecar", "--config", "/skewcheck/scenario.yaml",
-                   "--bootstrap-servers", "$(KAFKA_BOOTSTRAP)", "--topic", "skewcheck.requests",
-                   "--group", "skewcheck-sidecar", "--metrics-host", "0.0.0.0", "--metrics-port", "9464"]
-LOCUSTFILE = "/skewcheck/locustfiles/orders.py"
-
-
-# --------------------------------------------------------------------------- loading
-
-def kustomization() -> dict[str, Any]:
-    return yaml.safe_load((K8S / "kustomization.yaml").read_text())
-
-
-def resource_docs() -> list[tuple[str, dict[str, Any]]]:
-    docs = []
-    for rel in kustomization()["resources"]:
-        for doc in yaml.safe_load_all((K8S / rel).read_text()):
-            if doc is not None:
-                docs.append((rel, doc))
-    return docs
-
-
-def _generator_source(spec: str) -> tuple[str, str]:
-    key, _, path = spec.partition("=")
-    return (key, path) if path else (Path(key).name, key)
-
-
-def generated_configmaps() -> list[dict[str, Any]]:
-    """The ConfigMaps kustomize would generate, minus the hash suffix."""
-    out = []
-    for gen in kustomization().get("configMapGenerator", []):
-        data: dict[str, str] = {}
-        for spec in gen.get("files", []):
-            key, path = _generator_source(spec)
-            data[key] = (K8S / path).read_text()
-        for lit in gen.get("literals", []):
-            key, _, value = lit.partition("=")
-            data[key] = value
-        out.append({"apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": gen["name"]}, "data": data})
-    return out
-
-
-@functools.lru_cache(maxsize=None)
-def _parsed_objects() -> tuple[dict[str, Any], ...]:
-    return tuple([doc for _, doc in resource_docs()] + generated_configmaps())
-
-
-def all_objects() -> list[dict[str, Any]]:
-    # Copies, so that a test that edits an object cannot leak into another.
-    return copy.deepcopy(list(_parsed_objects()))
-
-
-def by_kind(kind: str) -> list[dict[str, Any]]:
-    return [o for o in all_objects() if o["kind"] == kind]
-
-
-def get(kind: str, name: str) -> dict[str, Any]:
-    found = [o for o in by_kind(kind) if o["metadata"]["name"] == name]
-    assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
-    return found[0]
-
-
-def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
-    return obj["spec"]["template"]["spec"]
-
-
-def workloads() -> list[dict[str, Any]]:
-    return [o for o in all_objects() if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")]
-
-
-def containers(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    spec = pod_spec(obj)
-    yield from spec.get("initContainers", [])
-    yield from spec["containers"]
-
-
-def container(kind: str, name: str) -> dict[str, Any]:
-    (c,) = pod_spec(get(kind, name))["containers"]
-    return c
-
-
-def container_env(c: dict[str, Any]) -> dict[str, Any]:
-    """Name -> value (str) or valueFrom (dict), with envFrom ConfigMaps resolved."""
-    env: dict[str, Any] = {}
-    for src in c.get("envFrom", []):
-        assert "configMapRef" in src, f"{c['name']}: envFrom only from ConfigMaps (Secrets go through secretKeyRef)"
-        env.update(get("ConfigMap", src["configMapRef"]["name"])["data"])
-    for e in c.get("env", []):
-        env[e["name"]] = e["value"] if "value" in e else e["valueFrom"]
-    return env
-
-
-def _wid(obj: dict[str, Any]) -> str:
-    return f"{obj['kind']}/{obj['metadata']['name']}"
-
+from crd_schemas import MONITOR_SCHEMA, PROMETHEUS_RULE_SCHEMA
+from k8s_objects import (
+    CRD_KINDS,
+    IMAGE,
+    IMAGE_REF,
+    K8S,
+    K8S_VERSIONS,
+    LOCUST_ENV,
+    LOCUSTFILE,
+    MIRRORS,
+    NOT_RESOURCES,
+    SIDECAR_COMMAND,
+    _generator_source,
+    _wid,
+    all_objects,
+    by_kind,
+    container,
+    container_env,
+    containers,
+    get,
+    kustomization,
+    pod_spec,
+    workloads,
+)
 
 # --------------------------------------------------------------------------- kustomization
 
@@ -199,62 +96,6 @@ def test_only_known_custom_resources():
     for o in all_objects():
         if "monitoring.coreos.com" in o["apiVersion"]:
             assert o["apiVersion"] == "monitoring.coreos.com/v1" and o["kind"] in CRD_KINDS
-
-
-_DURATION = {"type": "string", "pattern": r"^(0|([0-9]+(ms|s|m|h|d|w|y))+)$"}
-_NAME = {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63}
-_LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
-_METADATA = {"type": "object", "required": ["name"], "additionalProperties": False,
-             "properties": {"name": _NAME, "namespace": _NAME, "labels": _LABELS, "annotations": _LABELS}}
-
-# The subset of the operator's ServiceMonitor/PodMonitor fields this base
-# uses, closed with additionalProperties so a typo is an error, as in strict
-# mode for built-in kinds. Types follow the operator's CRD (v1).
-_ENDPOINT = {
-    "type": "object", "additionalProperties": False,
-    "properties": {
-        "port": {"type": "string", "minLength": 1},
-        "targetPort": {"type": ["string", "integer"]},
-        "path": {"type": "string", "pattern": "^/"},
-        "scheme": {"enum": ["http", "https"]},
-        "interval": _DURATION,
-        "scrapeTimeout": _DURATION,
-        "honorLabels": {"type": "boolean"},
-        "relabelings": {"type": "array"},
-        "metricRelabelings": {"type": "array"},
-    },
-    "anyOf": [{"required": ["port"]}, {"required": ["targetPort"]}],
-}
-MONITOR_SCHEMA = {
-    "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "additionalProperties": False,
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"enum": ["ServiceMonitor", "PodMonitor"]},
-        "metadata": _METADATA,
-        "spec": {
-            "type": "object", "required": ["selector"], "additionalProperties": False,
-            "properties": {
-                "selector": {"type": "object", "additionalProperties": False, "minProperties": 1,
-                             "properties": {"matchLabels": _LABELS, "matchExpressions": {"type": "array"}}},
-                "namespaceSelector": {"type": "object"},
-                "jobLabel": {"type": "string"},
-                "endpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT},
-                "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT},
-            },
-        },
-    },
-}
-PROMETHEUS_RULE_SCHEMA = {
-    "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "additionalProperties": False,
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "PrometheusRule"},
-        "metadata": _METADATA,
-        # The groups are a Prometheus rules file; promtool judges them.
-        "spec": {"type": "object", "required": ["groups"], "additionalProperties": False,
-                 "properties": {"groups": {"type": "array", "minItems": 1}}},
-    },
-}
 
 
 def test_monitor_matches_operator_schema():
@@ -514,68 +355,3 @@ def test_kustomize_build_renders_valid_objects_with_image_override(tmp_path):
                 assert v["configMap"]["name"] in configmaps
 
 
-# --------------------------------------------------------------------------- CI workflow example
-
-def _workflow() -> dict[str, Any]:
-    return yaml.safe_load(WORKFLOW.read_text())
-
-
-def _gate_steps() -> list[dict[str, Any]]:
-    (job,) = _workflow()["jobs"].values()
-    return job["steps"]
-
-
-def _step_using(action: str) -> dict[str, Any]:
-    (step,) = [s for s in _gate_steps() if s.get("uses", "").startswith(action + "@")]
-    return step
-
-
-def test_workflow_structure():
-    wf = _workflow()
-    # YAML 1.1 reads the bare key `on` as the boolean true.
-    triggers = wf.get("on", wf.get(True))
-    assert "workflow_dispatch" in triggers
-    assert wf["permissions"]["checks"] == "write"
-    (job,) = wf["jobs"].values()
-    assert job["runs-on"] and job["timeout-minutes"] <= 60
-    assert "STAGING_URL" in job["env"]
-    for s in job["steps"]:
-        assert ("uses" in s) != ("run" in s), s
-        if "uses" in s:
-            assert re.search(r"@(v\d+|[0-9a-f]{40})$", s["uses"]), f"unpinned action {s['uses']}"
-    assert job["steps"][0]["uses"].startswith("actions/checkout@")
-
-
-def test_workflow_runs_the_locust_gate():
-    (step,) = [s for s in _gate_steps() if "locust " in s.get("run", "")]
-    line = next(ln for ln in step["run"].splitlines() if ln.strip().startswith("locust "))
-    assert line.strip().replace('"', "").split() == [
-        "locust", "-f", "locustfiles/orders.py", "--headless", "-u", "50", "-r", "25", "-t", "2m",
-        "--host", "$STAGING_URL", "--skew-report-dir", "reports"]
-    # The exit code must survive the shell's -e so the publishing steps still run.
-    assert "set +e" in step["run"] and "GITHUB_OUTPUT" in step["run"]
-    assert "continue-on-error" not in step
-
-
-def test_workflow_publishes_reports():
-    junit = _step_using("mikepenz/action-junit-report")
-    assert junit["with"]["report_paths"] == "reports/junit.xml"
-    (summary,) = [s for s in _gate_steps() if ">> \"$GITHUB_STEP_SUMMARY\"" in s.get("run", "")]
-    assert "cat reports/summary.md" in summary["run"]
-    upload = _step_using("actions/upload-artifact")
-    assert upload["with"]["path"] == "reports"
-    for s in (junit, summary, upload):
-        # A block is exactly when the reports matter most.
-        assert "cancelled()" in s["if"]
-
-
-@pytest.mark.parametrize("code, fails", [("0", False), ("1", True), ("2", True), ("3", True), ("", True)])
-def test_workflow_verdict_step_fails_on_block_and_inconclusive(code, fails, tmp_path):
-    verdict = _gate_steps()[-1]
-    assert verdict["env"]["GATE_EXIT"] == "${{ steps.gate.outputs.exit-code }}"
-    assert "${{" not in verdict["run"], "expressions spliced into the script"
-    summary = tmp_path / "summary"
-    proc = subprocess.run(["bash", "-e", "-c", verdict["run"]], env={"GATE_EXIT": code, "PATH": "/usr/bin:/bin",
-                                                                  "GITHUB_STEP_SUMMARY": str(summary)},
-                          capture_output=True, text=True, timeout=10)
-    assert (proc.returncode != 0) == fails, proc.stdout + proc.stderr

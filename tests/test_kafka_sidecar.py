@@ -156,6 +156,11 @@ def test_events_frames_and_malformed_are_counted_exactly(kafka_broker, topic, si
 
     verdict = sc.json("/verdict")
     assert verdict["verdict"]["status"] == "pass" and verdict["requests"] == len(all_keys)
+    # the events' latency_ms (3.5 ms) and the frames' sketches (7 ms) reach the per-shard latency
+    latency = verdict["latency"]
+    assert sum(latency["requests"]) == len(all_keys)
+    assert all(3.5 * 0.98 <= p <= 7.0 * 1.02 for p in latency["p99"] if p is not None)
+    assert min(p for p in latency["p50"] if p is not None) == pytest.approx(3.5, rel=0.02)
     gate = skewcheck("gate", "--sidecar", sc.url, "--out", str(tmp_path / "gate"))
     assert gate.returncode == 0, gate.stdout + gate.stderr
     assert json.loads((tmp_path / "gate" / "result.json").read_text())["routers"]["mod"]["counts"] == \
@@ -173,7 +178,7 @@ def _frame(keys, routers) -> dict:
 
     tally = Tally([make_router(name, 100, "int") for name in routers])
     for k in keys:
-        tally.add(k)
+        tally.add(k, latency_ms=7.0)
     return tally.drain_frame("worker-x").to_json()
 
 

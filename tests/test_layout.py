@@ -23,7 +23,7 @@ CORE = ("skewcheck.config", "skewcheck.keys", "skewcheck.keytext", "skewcheck.ha
         "skewcheck.routing", "skewcheck.frame", "skewcheck.tally", "skewcheck.sketch",
         "skewcheck.stats", "skewcheck.summary", "skewcheck.gate", "skewcheck.verdict",
         "skewcheck.result", "skewcheck.plan", "skewcheck.report", "skewcheck.leak.config",
-        "skewcheck.leak.profile", "skewcheck.leak.check")
+        "skewcheck.leak.profile", "skewcheck.leak.check", "skewcheck.infer")
 
 
 def _module_path(name: str) -> Path | None:

@@ -10,6 +10,9 @@ import pytest
 from conftest import run_skewcheck
 from test_leak_gotargets import build_orders_binary, start_target
 
+from skewcheck.leak.finding import counted_total
+from skewcheck.leak.profile import parse_goroutine_profile
+
 SAMPLES = Path(__file__).parent / "data" / "pprof"
 
 
@@ -18,22 +21,43 @@ def orders_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_orders_binary(tmp_path_factory)
 
 
+def _steady(target, debug: int, want=None) -> bytes:
+    """A profile taken once the goroutines of the fixture's own earlier requests have exited.
+
+    Each GET is served on its own connection; the goroutine of the previous one may still be
+    on its way out when the next profile is written, and would count as one more goroutine.
+    Without `want`, two profiles in a row with the same total; with it, a total of `want`.
+    """
+    deadline = time.monotonic() + 10
+    previous = None
+    while True:
+        body = target.get(f"/debug/pprof/goroutine?debug={debug}")
+        total = counted_total(parse_goroutine_profile(body.decode(), "fixture"))
+        if (total == want) if want is not None else (total == previous):
+            return body
+        if time.monotonic() > deadline:
+            return body  # the assertions below then say what the profile holds
+        previous = total
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def saved(request, orders_binary, tmp_path_factory) -> dict[str, Path]:
     """A leaky target's profiles saved before and after it was left 5 silent connections."""
     out = tmp_path_factory.mktemp("profiles")
     target = start_target(request, orders_binary, "leaky")
     port = int(target.address.rsplit(":", 1)[1])
-    paths = {}
+    paths, totals = {}, {}
     for debug in (1, 2):
         paths[f"before{debug}"] = out / f"before.debug{debug}.txt"
-        paths[f"before{debug}"].write_bytes(target.get(f"/debug/pprof/goroutine?debug={debug}"))
+        body = _steady(target, debug)
+        totals[debug] = counted_total(parse_goroutine_profile(body.decode(), "fixture"))
+        paths[f"before{debug}"].write_bytes(body)
     silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
     request.addfinalizer(lambda: [s.close() for s in silent])
-    time.sleep(0.2)  # accept and park
     for debug in (1, 2):
         paths[f"after{debug}"] = out / f"after.debug{debug}.txt"
-        paths[f"after{debug}"].write_bytes(target.get(f"/debug/pprof/goroutine?debug={debug}"))
+        paths[f"after{debug}"].write_bytes(_steady(target, debug, want=totals[debug] + 5))
     return paths
 
 

@@ -11,7 +11,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 from locust_runs import demo_target_left_running, free_port, kill_group, locust_cmd, run_locust
 
@@ -198,3 +197,33 @@ def test_a_target_that_dies_mid_run_is_inconclusive_never_pass(tmp_path: Path) -
     unreached = next(c for c in doc["verdict"]["checks"] if c["rule"] == "unreached_requests")
     assert unreached["status"] == "inconclusive" and unreached["details"]["unreached"] > 0
     assert doc["unreached"] is not None and sum(doc["unreached"]) == unreached["details"]["unreached"]
+
+
+def test_make_incident_ends_with_the_verdict_naming_the_slow_failing_shard(tmp_path: Path) -> None:
+    # `make incident`'s command, with Locust's own logging as a user's terminal shows it
+    run = run_locust(*HEADLESS, "-t", "20s", "--skew-config", "configs/incident-2020.yaml", "--skew-stop-on", "block",
+                     report_dir=tmp_path, console=True)
+    assert run.returncode == 1, run.output[-3000:]
+    lines = [ln for ln in run.stdout.splitlines() if ln.strip()]
+    tables = max(i for i, ln in enumerate(lines) if ln.startswith("Response time percentiles"))
+    verdict = max(i for i, ln in enumerate(lines) if ln.startswith("verdict: "))
+    assert tables < verdict and lines[verdict] == "verdict: BLOCK (exit 1)"
+    # after the verdict: its checks, then where the reports are; nothing of Locust's
+    assert all(ln.startswith("  [") for ln in lines[verdict + 1:-1]), lines[verdict:]
+    assert lines[-1].startswith("skewcheck reports: ")
+    failures = next(ln for ln in lines[verdict:] if "shard_failures:" in ln)
+    assert re.search(r"shard 0: p99 \d[\d.]* ms \(no other shard served a request to compare with\), "
+                     r"\d+\.\d% of its [\d,]+ requests failed, the other 99 shards served none", failures), failures
+    doc = run.result()
+    assert doc["latency"]["shards"][0]["shard"] == 0 and doc["latency"]["shards"][0]["failure_rate"] > 0
+    assert doc["heatmap"]["rows"][0]["counts"] == doc["heatmap"]["totals"]  # shard 0 takes every column
+    assert doc["duration_s"] < doc["decision"]["elapsed_s"] + 3  # the load only, not the shutdown
+
+
+def test_the_verdict_names_latency_against_the_median_shard_when_other_shards_serve(tmp_path: Path) -> None:
+    run = run_locust(*HEADLESS, "-t", "8s", "--skew-shards", "4", "--skew-max-share", "0.4", report_dir=tmp_path)
+    assert run.returncode == 0, run.output[-3000:]
+    latency = next(ln for ln in run.stdout.splitlines() if "shard_latency:" in ln)
+    assert re.search(r"p99 [\d.]+ ms, 0\.0% failed; the median of the other 3 shards: p50 [\d.]+ ms", latency), latency
+    doc = run.result()
+    assert doc["latency"]["median"]["shards"] == 3 and sum(doc["latency"]["requests"]) == doc["requests"]

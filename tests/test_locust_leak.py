@@ -28,10 +28,16 @@ def test_locust_run_gates_on_goroutine_leaks(request, orders_binary, tmp_path: P
     target = start_target(request, orders_binary, mode, *flags)
     run = run_locust("--headless", "-u", "20", "-r", "20", "-t", "6s", "--host", target.url,
                      "--skew-config", str(_scenario(tmp_path, target.pprof)), report_dir=tmp_path / "r",
-                     timeout=120)
+                     timeout=120, console=True)
     assert run.returncode == code, run.output[-4000:]
     doc = run.result()
     checks = {c["rule"]: c for c in doc["verdict"]["checks"]}
+    # the run's QPS is over its 6 s of load, not over the probe's hold and settle after it
+    assert 5 <= doc["duration_s"] <= 7.5, doc["duration_s"]
+    # while the probe holds and settles, Locust's stats printer is quiet (it would repeat one table)
+    probing = run.output[run.output.index("skewcheck leak probe: holding"):run.output.index("skewcheck leak probe: done")]
+    assert "Aggregated" not in probing, probing[:2000]
+    assert run.output.rindex("Response time percentiles") < run.output.rindex("\nverdict: ")
     assert checks["max_shard_share"]["status"] == "pass"  # the balance is fine either way
     survival = checks["leak_probe_survival"]
     if mode == "leaky":

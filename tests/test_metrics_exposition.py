@@ -75,3 +75,18 @@ def _fetch_with_data(url: str) -> str | None:
     except OSError:
         return None
     return text if 'skewcheck_shard_share_max{router="hash-mod"} 1.0' in text else None
+
+
+def test_latency_series_are_for_the_busiest_shards_only_and_pass_promtool() -> None:
+    tally = Tally([make_router("murmur3", 2048, "int")])
+    rng = np.random.default_rng(2)
+    tally.add_many(rng.integers(1, 10**9, size=200_000), ts=time.time(), latency_ms=rng.lognormal(2, 0.5, 200_000))
+    summary = summarize(tally)
+    text = exposition(lambda: Snapshot(summary, judge(summary).verdict), latency_series_limit=10).decode()
+    quantiles = [ln for ln in text.splitlines() if ln.startswith("skewcheck_shard_latency_seconds{")]
+    assert len(quantiles) == 30  # 10 shards × p50/p95/p99, of 2048 shards
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    p99 = [s.value for s in families["skewcheck_shard_latency_seconds"].samples if s.labels.get("quantile") == "0.99"]
+    assert all(0.005 < v < 0.05 for v in p99)
+    assert 0.005 < families["skewcheck_shard_latency_p99_median_seconds"].samples[0].value < 0.05
+    assert promtool_check_metrics(text) == []

@@ -13,7 +13,6 @@ from typing import Any, Iterator
 
 import pytest
 import yaml
-
 from conftest import REPO, require_binary
 
 RULE_FILE = REPO / "k8s" / "prometheusrule.yaml"
@@ -35,6 +34,10 @@ KNOWN_METRICS = {
     "skewcheck_events_malformed_total",
     "skewcheck_probe_goroutines",
     "skewcheck_consumer_lag",
+    # per-shard latency and failures of the busiest shards (metrics.latency_series_limit)
+    "skewcheck_shard_latency_seconds",
+    "skewcheck_shard_latency_p99_median_seconds",
+    "skewcheck_shard_failure_ratio",
 }
 
 
@@ -160,6 +163,18 @@ skewcheck_consumer_lag{topic="skewcheck.requests",partition="0"} 12
 # TYPE skewcheck_probe_goroutines gauge
 skewcheck_probe_goroutines{phase="baseline"} 8
 skewcheck_probe_goroutines{phase="hold"} 48
+# HELP skewcheck_shard_latency_seconds Latency of the busiest shards.
+# TYPE skewcheck_shard_latency_seconds summary
+skewcheck_shard_latency_seconds{shard="0",quantile="0.5"} 0.053
+skewcheck_shard_latency_seconds{shard="0",quantile="0.99"} 0.41
+skewcheck_shard_latency_seconds_sum{shard="0"} 130.2
+skewcheck_shard_latency_seconds_count{shard="0"} 2446
+# HELP skewcheck_shard_latency_p99_median_seconds p99 latency of the median shard.
+# TYPE skewcheck_shard_latency_p99_median_seconds gauge
+skewcheck_shard_latency_p99_median_seconds 0.006
+# HELP skewcheck_shard_failure_ratio Share of the busiest shards' requests that failed.
+# TYPE skewcheck_shard_failure_ratio gauge
+skewcheck_shard_failure_ratio{shard="0"} 0.38
 """
 
 
@@ -295,7 +310,8 @@ def test_dashboard_covers_the_metrics():
     used = set().union(*(promql_metric_names(e) for e in dashboard_exprs()))
     assert used == KNOWN_METRICS, f"not on the dashboard: {KNOWN_METRICS - used}"
     titles = " | ".join(p["title"] for p in dashboard_panels()).lower()
-    for words in ("share", "max shard share", "stddev", "qps", "gate status", "malformed", "lag", "goroutines"):
+    for words in ("share", "max shard share", "stddev", "qps", "gate status", "malformed", "lag", "goroutines",
+                  "latency p99", "failure ratio"):
         assert words in titles, words
     # The gate's limits drawn where the numbers are compared with them.
     steps = {p["title"]: [s["value"] for s in p["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])]

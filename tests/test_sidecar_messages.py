@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skewcheck.config import KafkaConfig, parse_scenario
-from skewcheck.kafka.events import FAST_CHUNK, MALFORMED_REASONS, MAX_MESSAGE_BYTES, DecodedBatch, Decoder
+from skewcheck.kafka.events import (
+    FAST_CHUNK,
+    MALFORMED_REASONS,
+    MAX_MESSAGE_BYTES,
+    DecodedBatch,
+    Decoder,
+)
 from skewcheck.routing import make_router
 from skewcheck.sidecar.state import SidecarState
 from skewcheck.tally import Tally

@@ -1,7 +1,9 @@
 """`skewcheck route`: print the shard of each key, one per line, in order.
 
 Keys come from the command line; `-` reads keys from stdin, one per line, streamed in chunks
-that are each routed in one vectorised call.
+that are each routed in one vectorised call. A router's parameters come from `--param KEY=VALUE`
+(a YAML value: `--param vnodes=256`, `--param 'slots=[0-5460, 5461-16383]'`) or from a
+scenario's `routing.params` (`--config`); `--describe` prints the router with its parameters.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 from typing import Iterator, TextIO
 
 import numpy as np
+import yaml
 
 from skewcheck.errors import UsageError
 from skewcheck.keytext import KEY_TYPES, parse_key
@@ -30,14 +33,44 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     parser.add_argument("--shards", required=True, type=int, metavar="N", help="number of shards")
     parser.add_argument("--key-type", default="int", metavar="T",
                         help=f"key type: {' or '.join(KEY_TYPES)} (default: int)")
-    parser.add_argument("keys", nargs="+", metavar="KEY",
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a router parameter (repeatable), e.g. vnodes=256 or ring=ring.txt")
+    parser.add_argument("--config", metavar="SCENARIO",
+                        help="take the router's parameters from this scenario's routing.params")
+    parser.add_argument("--describe", action="store_true",
+                        help="print the router with its parameters and shard count, then exit")
+    parser.add_argument("keys", nargs="*", metavar="KEY",
                         help="a key to route; '-' reads keys from stdin, one per line")
     parser.set_defaults(run=run)
     return parser
 
 
+def router_params(args: argparse.Namespace) -> dict:
+    """The router's parameters: the scenario's routing.params for it, then each --param."""
+    params: dict = {}
+    if args.config:
+        from skewcheck.config import load_scenario
+
+        found = load_scenario(args.config).routing.params.of(args.router)
+        params.update(found.model_dump(exclude_none=True) if found is not None else {})
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param {item!r}: expected KEY=VALUE")
+        try:
+            params[key.strip()] = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            raise UsageError(f"--param {item!r}: the value is not valid YAML") from None
+    return params
+
+
 def run(args: argparse.Namespace) -> int:
-    router = make_router(args.router, args.shards, args.key_type)
+    router = make_router(args.router, args.shards, args.key_type, router_params(args))
+    if args.describe:
+        print(f"{router.label} over {router.shards} shards, {router.key_type} keys")
+        return 0
+    if not args.keys:
+        raise UsageError("give at least one KEY, or '-' to read keys from stdin")
     try:
         for batch in _batches(args.keys, args.key_type, sys.stdin.buffer):
             _write_shards(router, batch, sys.stdout)

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from skewcheck.commands import seconds
 from skewcheck.config import KafkaConfig, Scenario, load_scenario
 from skewcheck.errors import EXIT_PASS, UsageError, validation_message
 
@@ -51,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                         "ID gets its partitions back at once; give every instance its own")
     p.add_argument("--from-beginning", action="store_true",
                    help="a group without committed offsets starts at the oldest message, not the newest")
-    p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT_S, metavar="SECONDS",
+    p.add_argument("--connect-timeout", type=seconds, default=DEFAULT_CONNECT_TIMEOUT_S, metavar="SECONDS",
                    help="how long to wait at start for the broker and the topic (default %(default)g)")
     p.add_argument("--verbose", action="store_true", help="show the Kafka client's own log lines")
     p.set_defaults(run=run)
@@ -76,14 +77,12 @@ class _Stopping(Exception):
 
 
 def run(args: argparse.Namespace) -> int:
-    from skewcheck.sidecar import checkpoint
     from skewcheck.kafka.consumer import EventConsumer, KafkaErrorLog, open_consumer
     from skewcheck.kafka.security import client_settings, describe
+    from skewcheck.sidecar import checkpoint
     from skewcheck.sidecar.server import SidecarServer
     from skewcheck.sidecar.state import SidecarState
 
-    if args.connect_timeout <= 0:
-        raise UsageError("--connect-timeout must be > 0")
     if args.instance_id is not None and not _INSTANCE_ID.fullmatch(args.instance_id):
         raise UsageError(f"--instance-id {args.instance_id!r}: use 1-249 of A-Z a-z 0-9 . _ -")
     scenario = load_scenario(args.config)
@@ -150,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     line = f"skewcheck sidecar: stopped; {consumed:,} messages consumed ({malformed:,} malformed), " \
            f"{counted:,} requests counted"
     if result_path:
-        from skewcheck.result import write_json
+        from skewcheck.report.result_json import write_json
 
         write_json(doc, result_path)
         line += f"; result written to {result_path}"

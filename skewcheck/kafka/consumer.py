@@ -40,6 +40,7 @@ from skewcheck.kafka.client import (
     ConsumerClient,
     PartitionBatch,
 )
+from skewcheck.report.escape import printable
 from skewcheck.sidecar import checkpoint
 from skewcheck.sidecar.state import SidecarState
 
@@ -286,7 +287,7 @@ class EventConsumer:
             self.state.kafka_error = message
         now = self.clock()
         if now - self._trouble_reported >= TROUBLE_REPORT_S:
-            print(f"skewcheck sidecar: Kafka trouble ({message}); retrying, counts kept", flush=True)
+            print(printable(f"skewcheck sidecar: Kafka trouble ({message}); retrying, counts kept"), flush=True)
             self._trouble_reported = now
 
     def close(self) -> None:

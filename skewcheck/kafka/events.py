@@ -57,7 +57,13 @@ from skewcheck.frame import (
     FrameRules,
 )
 from skewcheck.keytext import INT64_MAX, INT64_MIN
-from skewcheck.limits import MAX_KEY_CHARS, MAX_LATENCY_MS, MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_TS
+from skewcheck.limits import (
+    MAX_KEY_CHARS,
+    MAX_LATENCY_MS,
+    MAX_MESSAGE_BYTES,
+    MAX_NAME_CHARS,
+    MAX_TS,
+)
 
 # Why a message was skipped: the label values of skewcheck_events_malformed_total{reason}.
 NOT_JSON = "not_json"  # not UTF-8 JSON text (random bytes, truncated, lone surrogates)
@@ -147,7 +153,7 @@ class DecodedBatch:
     keys: list[int | str] = field(default_factory=list)
     observed: list[int | None] = field(default_factory=list)  # aligned with keys
     failed: list[bool] = field(default_factory=list)  # aligned with keys: the event said ok: false
-    latency_ms: list[float | None] = field(default_factory=list)  # aligned with keys: None if not given
+    latency_ms: list[float | None] = field(default_factory=list)  # aligned with keys; None: not given
     frames: list[Frame] = field(default_factory=list)
     malformed: dict[str, int] = field(default_factory=dict)
     messages: int = 0

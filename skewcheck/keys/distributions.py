@@ -28,6 +28,7 @@ from skewcheck.keys.spec import (
     ZipfSpec,
 )
 
+
 @runtime_checkable
 class Distribution(Protocol):
     """A seeded key generator: ``sample(n)`` draws the next n keys (Locust users draw them a

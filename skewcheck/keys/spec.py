@@ -86,6 +86,8 @@ class StridedSpec(_Spec):
     step: int
     count: int = Field(gt=0)
     order: Literal["random", "cycle"] = "random"
+    # IDs issued per second (auto-increment: step 1): with plan.horizon the block moves on
+    rate: float | None = Field(None, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _range(self) -> StridedSpec:

@@ -19,6 +19,7 @@ from locust.runners import STATE_MISSING
 
 from skewcheck.frame import Frame, FrameError
 from skewcheck.locust.run import SkewRun, active
+from skewcheck.report.escape import printable
 
 log = logging.getLogger("skewcheck")
 
@@ -65,7 +66,7 @@ def _on_worker_report(client_id: str, data: dict, **_kw: Any) -> None:
         frame = Frame.parse(raw, run.tally.rules)
     except FrameError as exc:
         run.rejected_frames += 1  # the verdict can't vouch for counts it didn't get
-        log.error("skewcheck: rejected a frame from worker %s: %s", client_id, exc)
+        log.error("skewcheck: rejected a frame from worker %s: %s", printable(client_id), printable(exc))
         return
     run.tally.add_frame(frame)
 

@@ -2,7 +2,9 @@
 listener — the hot path, which only hands each request's key to the tally.
 
 Each Locust process (local runner, master, every worker) builds one `SkewRun` at `init` from the
-`--skew-*` options; a worker rebuilds it at `test_start` when the master's options arrive.
+`--skew-*` options. At `test_start` it is built again when the options changed (a worker gets the
+master's with the first spawn message; the local runner and the master get the web form's) or when
+the previous test of this process is over (a web UI can start another).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from locust import events
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 
 try:
     from geventhttpclient.header import Headers as _FastHeaders
@@ -29,7 +31,7 @@ from skewcheck.errors import EXIT_USAGE, SkewcheckError
 from skewcheck.gate import Evidence, judge
 from skewcheck.keys import KeySupply, ends
 from skewcheck.locust.options import scenario_from_options
-from skewcheck.routing import make_router
+from skewcheck.report.escape import printable_lines
 from skewcheck.summary import summarize
 from skewcheck.tally import Tally
 from skewcheck.verdict import Check
@@ -58,10 +60,15 @@ class SkewRun:
     final_collected: bool = False  # the master has asked its workers for their final frames
     final_wait_s: float = 0.0  # how long the master waited for them
     decided: dict[str, Any] | None = None  # when the live verdict was first decided (stop_on)
+    resets: list[float] = field(default_factory=list)  # when the counts were reset (Locust's reset stats)
     probe_goroutines: dict[str, int] = field(default_factory=dict)  # leak probe phase totals
     result_extra: dict[str, Any] = field(default_factory=dict)  # sections the edges add to result.json
     keys: KeySupply | None = None  # the scenario's keys, drawn a block at a time
-
+    load_end: float | None = None  # when the test began to stop: the run's duration ends here
+    doc: dict[str, Any] | None = None  # the result document once judged
+    judged_checks: int = 0  # how many extra checks the judged document holds
+    shown: bool = False  # the verdict block has been printed
+    reports: str | None = None  # the report files written, as printed
     def __post_init__(self) -> None:
         if self.keys is None:
             self.keys = KeySupply(self.distribution, one_at_a_time=ends(list(self.scenario.keys)))
@@ -73,7 +80,8 @@ class SkewRun:
     def evidence(self) -> Evidence:
         return Evidence(unroutable=self.tally.unroutable, unroutable_example=self.tally.unroutable_example,
                         key_type=self.tally.key_type, missing_workers=len(self.final_pending),
-                        final_wait_s=self.final_wait_s, rejected_frames=self.rejected_frames)
+                        final_wait_s=self.final_wait_s, rejected_frames=self.rejected_frames,
+                        resets=tuple(self.resets))
 
     def snapshot(self) -> tuple[Any, Any]:
         now = time.time()
@@ -129,17 +137,21 @@ def role_of(environment: Environment) -> str:
 
 
 def build(environment: Environment, scenario: Scenario) -> SkewRun:
-    routers = [make_router(name, scenario.shards, scenario.routing.key_type) for name in scenario.routing.router_names]
+    routers = [scenario.routing.router(name, scenario.shards) for name in scenario.routing.router_names]
     role = role_of(environment)
+    # a master's counts arrive with the workers' reports, every few seconds: its heatmap columns
+    # are that wide, so each holds a report of every worker
+    timeline_s = WORKER_REPORT_INTERVAL if role == "master" else None
     seed = scenario.seed
     if role == "worker":  # each worker draws its own key stream from the same distribution
         seed = seed * 1_000_003 + int(getattr(environment.runner, "worker_index", 0) or 0) + 1
     distribution = scenario.model_copy(update={"seed": seed}).build_distribution()
-    return SkewRun(environment, scenario, Tally(routers, window_s=scenario.window_s), distribution, role)
+    tally = Tally(routers, window_s=scenario.window_s, timeline_s=timeline_s)
+    return SkewRun(environment, scenario, tally, distribution, role)
 
 
 def fail_usage(message: str) -> None:
-    sys.stderr.write(f"skewcheck: {message}\n")
+    sys.stderr.write(printable_lines(f"skewcheck: {message}") + "\n")
     sys.stderr.flush()
     os._exit(EXIT_USAGE)  # before any load: Locust's greenlets and web UI must not start
 
@@ -159,19 +171,24 @@ def _on_init(environment: Environment, **_kw: Any) -> None:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_kw: Any) -> None:
-    """A worker: the master's --skew-* values arrive with the first spawn message; rebuild the
-    run if they differ (listeners registered after this one see the rebuilt run)."""
+    """Rebuild the run when the options changed — a worker's from the master's first spawn
+    message, the local runner's and the master's from the web UI's start form — or when the last
+    test is over (listeners registered after this one see the rebuilt run)."""
     global _run
     run = _run
-    if run is None or run.role != "worker":
+    if run is None:
         return
     try:
         scenario = scenario_from_options(environment.parsed_options)
-    except SkewcheckError as exc:
+    except SkewcheckError as exc:  # the web form is checked before the start; a worker logs it
         log.error("skewcheck: %s", exc)
         return
-    if scenario != run.scenario:
+    if scenario != run.scenario or run.finished or (run.role != "worker" and run.load_end is not None):
         _run = build(environment, scenario)
+        if run.role != "worker" and scenario != run.scenario:
+            others = scenario.routing.router_names[1:]
+            print(f"skewcheck: this test runs {scenario.name} over {scenario.shards} shards routed by "
+                  f"{scenario.routing.primary}" + (f" (compare {', '.join(others)})" if others else ""), flush=True)
 
 
 # --- the hot path ---------------------------------------------------------------------------------
@@ -191,7 +208,7 @@ def on_request(request_type: str = "", name: str = "", response_time: float = 0.
         _run.tally.add_unreached(key)  # no answer (refused, reset): it never reached a shard
         return
     _run.tally.add(key, observed_shard=shard_header(getattr(response, "headers", None)),
-                   failed=exception is not None)
+                   failed=exception is not None, latency_ms=response_time)
 
 
 def shard_header(headers: Any) -> Any:
@@ -209,5 +226,8 @@ def shard_header(headers: Any) -> Any:
 
 @events.reset_stats.add_listener
 def _on_reset_stats(**_kw: Any) -> None:
+    """Locust's "reset stats" (web UI, POST /stats/reset) resets the tally too, and the verdict
+    says so: it judges the requests since the last reset."""
     if _run is not None:
         _run.tally.reset()
+        _run.resets.append(time.time())

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 from skewcheck.errors import UsageError
 from skewcheck.report import html, junit, markdown
-from skewcheck.result import write_json
+from skewcheck.report.result_json import write_json
 
 FILE_NAMES = {"json": "result.json", "junit": "junit.xml", "markdown": "summary.md", "html": "report.html"}
 
@@ -33,5 +33,5 @@ def _write(doc: dict[str, Any], out: Path, formats: Iterable[str]) -> dict[str, 
         written[fmt] = path
     if "markdown" in written and os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as summary:
-            summary.write(written["markdown"].read_text(encoding="utf-8") + "\n")
+            summary.write(written["markdown"].read_text(encoding="utf-8") + "\n")  # capped by render
     return written

@@ -8,13 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def printable(text: object) -> str:
-    """`text` with control and format characters escaped (`\\x1b`, `\\u202e`), so that no
-    profile can move a cursor, recolour a terminal or reorder what a reader sees."""
-    return "".join(ch if ch.isprintable() else
-                   (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
-                   for ch in str(text))
+from skewcheck.report.escape import printable
 
 
 def title(finding: dict[str, Any]) -> str:

@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from skewcheck.errors import UsageError
@@ -57,7 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path.rstrip("/") or "/"
         state = self.state
         if path == "/metrics":
-            body = exposition(state.metrics_snapshot, state.scenario.metrics.shard_series_limit)
+            body = exposition(state.metrics_snapshot, state.scenario.metrics.shard_series_limit,
+                              state.scenario.metrics.latency_series_limit)
             self._send(200, body, CONTENT_TYPE_LATEST)
         elif path == "/verdict":
             self._json(state.result())
@@ -76,7 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._text(404, f"not found; endpoints: {' '.join(ENDPOINTS)}")
 
     def _json(self, doc: dict[str, Any]) -> None:
-        body = json.dumps(doc, default=_plain).encode()
+        body = json.dumps(doc, allow_nan=False).encode()  # documents are plain JSON already
         self._send(200, body, "application/json")
 
     def _text(self, status: int, text: str) -> None:
@@ -91,11 +91,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # scrapes every few seconds would drown the sidecar's own lines
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

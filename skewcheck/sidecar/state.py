@@ -22,12 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from skewcheck.config import KafkaConfig, Scenario
 from skewcheck.errors import InconclusiveError, UsageError, validation_message
-from skewcheck.gate import GateConfig, Judgement, judge
-from skewcheck.metrics import Snapshot
-from skewcheck.result import build_result
 from skewcheck.frame import Frame, FrameError
+from skewcheck.gate import GateConfig, Judgement, judge
 from skewcheck.kafka.events import MALFORMED_REASONS, DecodedBatch, Decoder
 from skewcheck.limits import MAX_MISMATCH_EXAMPLES
+from skewcheck.metrics import Snapshot
+from skewcheck.result import build_result
+from skewcheck.router_params import RoutingParams
 from skewcheck.routing import make_router
 from skewcheck.summary import Summary, summarize
 from skewcheck.tally import Tally
@@ -63,7 +64,7 @@ class SidecarState:
                  clock: Callable[[], float] = time.time) -> None:
         names = scenario.routing.router_names
         key_type = scenario.routing.key_type
-        routers = [make_router(name, scenario.shards, key_type) for name in names]
+        routers = [scenario.routing.router(name, scenario.shards) for name in names]
         self.scenario = scenario
         self.kafka = kafka
         self.instance = instance or instance_name()
@@ -91,8 +92,10 @@ class SidecarState:
         with self.lock:
             tally = self.tally
             if batch.keys:  # decoded keys are checked already: routed once, observed shards too
+                timed = any(t is not None for t in batch.latency_ms)
                 tally.add_many(batch.keys, ts=now, observed=batch.observed if batch.any_observed else None,
-                               failed=np.array(batch.failed, dtype=bool) if any(batch.failed) else None)
+                               failed=np.array(batch.failed, dtype=bool) if any(batch.failed) else None,
+                               latency_ms=batch.latency_ms if timed else None)
             for frame in batch.frames:
                 tally.add_frame(frame, ts=now)
             self.consumed += batch.messages
@@ -266,6 +269,14 @@ def parse_state(raw: Any, source: str, error: type[Exception] = InconclusiveErro
         raise error(validation_message(exc, source=source, separator="; ")) from None
 
 
+def _routing_params(scenario: dict[str, Any]) -> RoutingParams:
+    """The routers' parameters the sidecars' scenario gave (rings, slot maps, ...)."""
+    try:
+        return RoutingParams.model_validate((scenario.get("routing") or {}).get("params") or {})
+    except ValidationError:
+        return RoutingParams()  # a state from another version: routers with their defaults
+
+
 def merge_states(docs: list[StateDocument], sources: list[str]) -> Tally:
     """One tally holding the sum of several instances' counts (same scenario, same consumer group)."""
     base, first_source = docs[0], sources[0]
@@ -279,7 +290,9 @@ def merge_states(docs: list[StateDocument], sources: list[str]) -> Tally:
     instances = [doc.instance for doc in docs]
     if len(set(instances)) != len(instances):
         raise UsageError("the same sidecar instance was given twice; its counts would be added twice")
-    routers = [make_router(name, base.shards, base.key_type) for name in base.router_names]
+    params = _routing_params(base.scenario)
+    routers = [make_router(name, base.shards, base.key_type, params.of(name))
+               for name in base.router_names]
     tally = Tally(routers, window_s=base.window_s)
     frames = []
     for doc, source in zip(docs, sources):  # every document is checked before anything is added
