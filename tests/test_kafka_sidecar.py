@@ -31,6 +31,7 @@ except ImportError:
     from tests.kafka_broker import kafka_broker, unique_name  # noqa: F401
 
 from skewcheck.routing import make_router
+from tests.conftest import KAFKA_CLIENTS, require_kafka_client
 from tests.locust_runs import wait_for
 from tests.sidecar_runs import Sidecars, metric, produce, skewcheck
 
@@ -39,25 +40,6 @@ kafka = pytest.importorskip("kafka")
 pytestmark = [pytest.mark.kafka]
 
 PARTITIONS = 4
-
-
-CLIENTS = ("kafka-python", "confluent")
-
-
-def require_client(name: str) -> None:
-    if name == "confluent":
-        try:
-            import confluent_kafka  # noqa: F401
-        except ImportError:
-            from tests.conftest import require_real_part
-
-            require_real_part(False, "confluent-kafka (pip install 'skewcheck[kafka-fast]')")
-
-
-@pytest.fixture(params=CLIENTS)
-def client(request) -> str:
-    require_client(request.param)
-    return request.param
 
 
 @pytest.fixture
@@ -316,9 +298,9 @@ def test_without_a_state_file_a_restart_resumes_at_the_committed_offsets(kafka_b
     assert sc.state()["consumed"] == len(more)  # only what came after the committed offsets
 
 
-@pytest.mark.parametrize("client, other", [(c, c) for c in CLIENTS] + [CLIENTS])
+@pytest.mark.parametrize("client, other", [(c, c) for c in KAFKA_CLIENTS] + [KAFKA_CLIENTS])
 def test_two_instances_of_one_group_add_up_in_the_gate(kafka_broker, topic, sidecars, tmp_path, other):
-    require_client(other)
+    require_kafka_client(other)
     config = scenario_file(tmp_path, "shards: 64\nrouting: {primary: jump, compare: [mod]}\n")
     group = unique_name("pair")
     a = sidecars.start(kafka_broker.bootstrap, topic, group, "--config", config, name="a").wait_ready()

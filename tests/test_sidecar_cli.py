@@ -4,7 +4,6 @@ broker answers."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
 import socket
@@ -14,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import IN_CI, REPO
+from tests.conftest import REPO
 from tests.locust_runs import free_port
 from tests.sidecar_runs import skewcheck
 
@@ -69,11 +68,6 @@ def test_a_ca_file_that_is_not_pem_exits_2(tmp_path):
     assert run.returncode == 2 and "is not a PEM CA bundle" in one_line(run)
 
 
-CLIENTS = ["kafka-python", pytest.param("confluent", marks=pytest.mark.skipif(
-    importlib.util.find_spec("confluent_kafka") is None and not IN_CI, reason="confluent-kafka is missing"))]
-
-
-@pytest.mark.parametrize("client", CLIENTS)
 def test_an_unreachable_broker_at_start_exits_3_with_one_line(client):
     port = free_port()
     started = time.monotonic()
@@ -101,7 +95,6 @@ def test_other_usage_errors_exit_2(tmp_path):
     assert run.returncode == 2 and "unknown router 'modulo'" in run.stderr
 
 
-@pytest.mark.parametrize("client", CLIENTS)
 def test_sigterm_while_waiting_for_the_broker_writes_the_result_and_exits_0(tmp_path, client):
     import os
 
