@@ -201,6 +201,8 @@ class KafkaConfig(_Model):
     bootstrap_servers: str = "127.0.0.1:9092"
     topic: str = "skewcheck.requests"
     group_id: str = "skewcheck-sidecar"
+    # the sidecar's consumer library; confluent (librdkafka) needs `pip install 'skewcheck[kafka-fast]'`
+    client: Literal["kafka-python", "confluent"] = "kafka-python"
     produce: Literal["off", "frames", "events"] = "off"  # what Locust workers publish
     frame_interval_s: float = Field(1.0, gt=0)
     key_field: str = "key"  # external producers: the JSON field holding the key

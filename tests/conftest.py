@@ -3,6 +3,7 @@ skips on a developer machine and fails when CI=true."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -55,6 +56,23 @@ def run_skewcheck(*args: str, input: str | None = None, timeout: float = 120,
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+# kafka.client: every sidecar test on the real broker runs on each
+KAFKA_CLIENTS = ("kafka-python", "confluent")
+
+
+def require_kafka_client(name: str) -> None:
+    if name == "confluent":
+        require_real_part(importlib.util.find_spec("confluent_kafka") is not None,
+                          "confluent-kafka (pip install 'skewcheck[kafka-fast]')")
+
+
+@pytest.fixture(params=KAFKA_CLIENTS)
+def client(request) -> str:
+    """The Kafka client a test's sidecars run on (`--client`)."""
+    require_kafka_client(request.param)
+    return request.param
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -25,6 +25,7 @@ fixture skips locally and fails under CI=true, like every other real part.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -277,9 +278,7 @@ def require_broker_jars() -> Path:
 
 def _acquire_session_broker(tmp_path_factory: pytest.TempPathFactory) -> KafkaBroker:
     if _session["broker"] is None and _session["error"] is None:
-        try:
-            import kafka
-        except ImportError:
+        if importlib.util.find_spec("kafka") is None:
             _session["error"] = "kafka-python is not installed"
         else:
             broker = KafkaBroker(tmp_path_factory.mktemp("kafka-broker"))

@@ -108,13 +108,17 @@ class Sidecar:
 
 
 class Sidecars:
-    """Starts sidecars for a test and kills whatever is left of them afterwards."""
+    """Starts sidecars (on one Kafka client, `--client`) for a test and kills whatever is left of
+    them afterwards."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, client: str = "kafka-python") -> None:
         self.workdir = workdir
+        self.client = client
         self.started: list[Sidecar] = []
 
-    def start(self, bootstrap: str, topic: str, group: str, *extra: str, **kw: Any) -> Sidecar:
+    def start(self, bootstrap: str, topic: str, group: str, *extra: str, client: str | None = None,
+              **kw: Any) -> Sidecar:
+        extra = (*extra, "--client", client or self.client)
         sidecar = Sidecar(self.workdir, bootstrap, topic, group, *extra, **kw).start()
         self.started.append(sidecar)
         return sidecar

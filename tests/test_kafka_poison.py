@@ -28,8 +28,8 @@ ROUTERS = ("mod", "murmur3")
 
 
 @pytest.fixture
-def sidecars(tmp_path):
-    started = Sidecars(tmp_path)
+def sidecars(tmp_path, client):
+    started = Sidecars(tmp_path, client=client)
     yield started
     started.close()
 

@@ -9,6 +9,9 @@ group, read over HTTP, judged by `skewcheck gate --sidecar`.
   the sidecar, the sidecar killed and restarted (exact with --state; resumes from the committed
   offsets without it);
 - two instances in one group on a 4-partition topic add up exactly in the gate.
+
+Every test runs once per Kafka client (`--client kafka-python`, `--client confluent`), with the
+same expected counts; two instances of one group also run one of each.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ except ImportError:
     from tests.kafka_broker import kafka_broker, unique_name  # noqa: F401
 
 from skewcheck.routing import make_router
+from tests.conftest import KAFKA_CLIENTS, require_kafka_client
 from tests.locust_runs import wait_for
 from tests.sidecar_runs import Sidecars, metric, produce, skewcheck
 
@@ -39,8 +43,8 @@ PARTITIONS = 4
 
 
 @pytest.fixture
-def sidecars(tmp_path):
-    started = Sidecars(tmp_path)
+def sidecars(tmp_path, client):
+    started = Sidecars(tmp_path, client=client)
     yield started
     started.close()
 
@@ -294,11 +298,14 @@ def test_without_a_state_file_a_restart_resumes_at_the_committed_offsets(kafka_b
     assert sc.state()["consumed"] == len(more)  # only what came after the committed offsets
 
 
-def test_two_instances_of_one_group_add_up_in_the_gate(kafka_broker, topic, sidecars, tmp_path):
+@pytest.mark.parametrize("client, other", [(c, c) for c in KAFKA_CLIENTS] + [KAFKA_CLIENTS])
+def test_two_instances_of_one_group_add_up_in_the_gate(kafka_broker, topic, sidecars, tmp_path, other):
+    require_kafka_client(other)
     config = scenario_file(tmp_path, "shards: 64\nrouting: {primary: jump, compare: [mod]}\n")
     group = unique_name("pair")
     a = sidecars.start(kafka_broker.bootstrap, topic, group, "--config", config, name="a").wait_ready()
-    b = sidecars.start(kafka_broker.bootstrap, topic, group, "--config", config, name="b").wait_ready()
+    b = sidecars.start(kafka_broker.bootstrap, topic, group, "--config", config, name="b",
+                       client=other).wait_ready()
     assert wait_for(lambda: (len(a.state()["partitions"]["assigned"]), len(b.state()["partitions"]["assigned"]))
                     == (2, 2) and a.get("/readyz")[0] == 200, 30), (a.state()["partitions"], b.state()["partitions"])
 
@@ -327,10 +334,10 @@ def test_two_instances_of_one_group_add_up_in_the_gate(kafka_broker, topic, side
 # --- bad input at start ----------------------------------------------------------------------------
 
 
-def test_unknown_topic_exits_2_and_is_not_created(kafka_broker, sidecars):
+def test_unknown_topic_exits_2_and_is_not_created(kafka_broker, client):
     missing = unique_name("no-such-topic")
     run = skewcheck("sidecar", "--bootstrap-servers", kafka_broker.bootstrap, "--topic", missing,
-                    "--metrics-port", "0", "--connect-timeout", "2")
+                    "--metrics-port", "0", "--connect-timeout", "2", "--client", client)
     assert run.returncode == 2, run.stdout + run.stderr
     assert f"topic '{missing}' does not exist on {kafka_broker.bootstrap}" in run.stderr
     admin = kafka_broker.admin()
@@ -340,7 +347,7 @@ def test_unknown_topic_exits_2_and_is_not_created(kafka_broker, sidecars):
         admin.close()
 
 
-def test_sasl_against_a_plaintext_listener_exits_2(kafka_broker, tmp_path):
+def test_sasl_against_a_plaintext_listener_exits_2(kafka_broker, tmp_path, client):
     config = scenario_file(tmp_path, "kafka: {security_protocol: SASL_PLAINTEXT, sasl_mechanism: PLAIN}\n")
     env = {**os.environ, "SKEWCHECK_KAFKA_USERNAME": "alice", "SKEWCHECK_KAFKA_PASSWORD": "secret"}
     import subprocess
@@ -349,8 +356,11 @@ def test_sasl_against_a_plaintext_listener_exits_2(kafka_broker, tmp_path):
     from tests.conftest import REPO
 
     run = subprocess.run([sys.executable, "-m", "skewcheck", "sidecar", "--config", config, "--bootstrap-servers",
-                          kafka_broker.bootstrap, "--metrics-port", "0", "--connect-timeout", "3"],
+                          kafka_broker.bootstrap, "--metrics-port", "0", "--connect-timeout", "3",
+                          "--client", client],
                          cwd=REPO, capture_output=True, text=True, timeout=60, env=env, check=False)
     assert run.returncode == 2, run.stdout + run.stderr
-    assert "refused the connection" in run.stderr and "Sasl" in run.stderr
+    assert "refused the connection: " in run.stderr, run.stderr
+    said = run.stderr.split("refused the connection: ", 1)[1].lower()  # the client's own words
+    assert "sasl" in said or "handshake" in said, run.stderr
     assert "secret" not in run.stdout + run.stderr

@@ -68,10 +68,10 @@ def test_a_ca_file_that_is_not_pem_exits_2(tmp_path):
     assert run.returncode == 2 and "is not a PEM CA bundle" in one_line(run)
 
 
-def test_an_unreachable_broker_at_start_exits_3_with_one_line():
+def test_an_unreachable_broker_at_start_exits_3_with_one_line(client):
     port = free_port()
     started = time.monotonic()
-    run = sidecar("--bootstrap-servers", f"127.0.0.1:{port}", "--connect-timeout", "2")
+    run = sidecar("--bootstrap-servers", f"127.0.0.1:{port}", "--connect-timeout", "2", "--client", client)
     assert run.returncode == 3, run.stdout + run.stderr
     line = one_line(run)
     assert line.startswith(f"skewcheck sidecar: cannot reach Kafka at 127.0.0.1:{port} (PLAINTEXT) within 2 s")
@@ -95,13 +95,13 @@ def test_other_usage_errors_exit_2(tmp_path):
     assert run.returncode == 2 and "unknown router 'modulo'" in run.stderr
 
 
-def test_sigterm_while_waiting_for_the_broker_writes_the_result_and_exits_0(tmp_path):
+def test_sigterm_while_waiting_for_the_broker_writes_the_result_and_exits_0(tmp_path, client):
     import os
 
     out = tmp_path / "result.json"
     proc = subprocess.Popen([sys.executable, "-m", "skewcheck", "sidecar", "--metrics-port", "0",
                              "--bootstrap-servers", f"127.0.0.1:{free_port()}", "--connect-timeout", "60",
-                             "--result", str(out)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "--result", str(out), "--client", client], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
         line = proc.stdout.readline()  # "serving http://…": the process is up and connecting
@@ -120,3 +120,13 @@ def test_sigterm_while_waiting_for_the_broker_writes_the_result_and_exits_0(tmp_
 def test_gate_help_names_the_sidecar_flag():
     run = skewcheck("gate", "--help")
     assert "--sidecar URL" in run.stdout
+
+
+def test_a_client_library_that_is_not_installed_exits_2_with_one_line(tmp_path):
+    blocked = tmp_path / "confluent_kafka"  # shadows the installed package, as if it were missing
+    blocked.mkdir()
+    (blocked / "__init__.py").write_text("raise ImportError('No module named confluent_kafka')\n")
+    run = sidecar("--client", "confluent", "--bootstrap-servers", f"127.0.0.1:{free_port()}",
+                  env={"PYTHONPATH": f"{tmp_path}:{REPO}"})
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "kafka.client confluent needs confluent-kafka: pip install 'skewcheck[kafka-fast]'" in one_line(run)

@@ -6,16 +6,29 @@ observed-shard field with `kafka.shard_field`; every other field is ignored, and
 fields are type-checked when present). A frame is a worker's drained tally (`"kind":"frame"`).
 
 Anything else is malformed: counted under one reason from MALFORMED_REASONS and skipped, never
-fatal. Decoding is per message (pydantic-core parses and validates in one call); routing and
-counting happen per batch, in `skewcheck.sidecar.state`.
+fatal. Routing and counting happen per batch, in `skewcheck.sidecar.state`.
+
+Two decoders, one set of rules:
+- the reference model (`event_model`, pydantic) defines what a valid event is and, for every
+  message it refuses, why;
+- the fast path decodes a poll batch with msgspec into typed structs (the same bounds), in C,
+  chunk by chunk, and checks int keys given as decimal text for the whole batch at once.
+Every message the fast path refuses, or that it could accept where the reference would not
+(bytes that are not UTF-8, JSON nested deeper than pydantic-core parses), goes through the
+reference model, which decides. So the fast path only ever accepts what the reference accepts,
+with the same values (tests/test_sidecar_messages.py checks both on fuzzed batches), every
+message is counted once — as a key, a frame or a malformed reason — and a key that was
+accepted is one the tally can route.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional, Union
 
+import numpy as np
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -65,6 +78,14 @@ MALFORMED_REASONS: tuple[str, ...] = (
     KEY_TOO_LONG, KEY_NOT_INT, SHARD_OUT_OF_RANGE, UNKNOWN_ROUTER, INCONSISTENT_FRAME,
 )
 _FRAME_MARK = b'"frame"'  # cheap pre-check: only messages containing it can be frames
+FAST_CHUNK = 1024  # messages per fast decode call: an odd message sends only its chunk the slow way
+# pydantic-core refuses JSON nested deeper than 200 levels, msgspec parses deeper: a message with
+# more brackets than this is decided by the reference model (an event has one or two)
+NESTING_SCREEN = 128
+_DEEP_BYTES = 2 * NESTING_SCREEN  # a shorter message cannot hold that many bracket pairs
+_DECIMAL_KEY = r"-?[0-9]{1,19}"  # an int key written as text, as the reference model's pattern
+_ONE_DECIMAL_KEY = re.compile(_DECIMAL_KEY)
+_DECIMAL_KEYS = re.compile(rf"{_DECIMAL_KEY}(?:\n{_DECIMAL_KEY})*")  # many, one per line
 
 Version = Annotated[StrictInt, Field(ge=1, le=1)]
 Seconds = Annotated[StrictFloat, Field(ge=0, le=MAX_TS)]  # JSON ints are accepted as floats
@@ -79,7 +100,7 @@ def event_model(key_field: str, shard_field: str | None, key_type: str, shards: 
     int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
     if key_type == "int":
         # JSON ints, or decimal text ("key":"12345" as in the design's event); never floats or bools
-        key: Any = int64 | Annotated[str, StringConstraints(strict=True, pattern=r"^-?[0-9]{1,19}$")]
+        key: Any = int64 | Annotated[str, StringConstraints(strict=True, pattern=rf"^{_DECIMAL_KEY}$")]
     else:
         # an access log may write a numeric ID; its text is the key, as routers define it for ints
         key = Annotated[StrictStr, Field(min_length=1, max_length=MAX_KEY_CHARS)] | int64
@@ -95,6 +116,33 @@ def event_model(key_field: str, shard_field: str | None, key_type: str, shards: 
         shard = Annotated[StrictInt, Field(ge=0, lt=shards)]
         fields["shard"] = (shard | None, Field(None, alias=shard_field))
     return create_model("RequestEvent", __base__=_Message, **fields)
+
+
+def fast_event_type(key_field: str, shard_field: str | None, key_type: str, shards: int) -> type | None:
+    """The msgspec struct of the fast path: `event_model`'s fields and bounds, except that an int
+    key given as text is any str here (the batch checks them together); None when the key or
+    shard field has the name of another field (both rules on one value: the reference decides)."""
+    import msgspec  # comes with the kafka extra; `gate --sidecar` reads sidecar states without it
+    from msgspec import Meta
+
+    names = ["v", "ts", key_field, "name", "ok", "latency_ms"] + ([shard_field] if shard_field else [])
+    if len(set(names)) != len(names):
+        return None
+    int64 = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]  # msgspec ints are strict: no bools, no floats
+    key: Any = Union[int64, str] if key_type == "int" else \
+        Union[int64, Annotated[str, Meta(min_length=1, max_length=MAX_KEY_CHARS)]]
+    fields: list[tuple[Any, ...]] = [
+        ("key", key, msgspec.field(name=key_field)),
+        ("v", Optional[Annotated[int, Meta(ge=1, le=1)]], None),
+        ("ts", Optional[Annotated[float, Meta(ge=0, le=MAX_TS)]], None),  # JSON ints too, as floats
+        ("name", Optional[Annotated[str, Meta(max_length=MAX_NAME_CHARS)]], None),
+        ("ok", Optional[bool], None),
+        ("latency_ms", Optional[Annotated[float, Meta(ge=0, le=MAX_LATENCY_MS)]], None),
+    ]
+    if shard_field:
+        fields.append(("shard", Optional[Annotated[int, Meta(ge=0, lt=shards)]],
+                       msgspec.field(default=None, name=shard_field)))
+    return msgspec.defstruct("FastRequestEvent", fields, gc=False)
 
 
 @dataclass
@@ -123,7 +171,7 @@ class DecodedBatch:
 
     @property
     def any_observed(self) -> bool:
-        return any(s is not None for s in self.observed)
+        return self.observed.count(None) != len(self.observed)  # in C: this runs once per poll batch
 
 
 class Decoder:
@@ -142,14 +190,73 @@ class Decoder:
         self._event = event_model(key_field, shard_field, key_type, shards)
         # the core validator directly: model_validate_json's wrapper costs ~0.6 µs a message
         self._validate_event = self._event.__pydantic_validator__.validate_json
+        fast = fast_event_type(key_field, shard_field, key_type, shards)
+        if fast is None:
+            self._fast = None
+        else:
+            import msgspec
+
+            self._fast = msgspec.json.Decoder(fast).decode
+            # what the fast path may raise on any input: each sends the message to the reference
+            self._refusals: tuple[type[BaseException], ...] = (
+                msgspec.DecodeError, RecursionError, ValueError, OverflowError, UnicodeError)
 
     def decode(self, values: list[bytes | None]) -> DecodedBatch:
+        """One poll batch: the fast path, chunk by chunk; what it refuses, the reference way."""
+        if self._fast is None:
+            return self.decode_each(values)
         batch = DecodedBatch(messages=len(values))
-        keys, observed, failed, latency = batch.keys, batch.observed, batch.failed, batch.latency_ms
-        validate = self._validate_event
-        int_keys = self.key_type == "int"
-        has_shard = self.shard_field is not None
+        accepted: list[bytes] = []
+        events: list[Any] = []
+        for lo in range(0, len(values), FAST_CHUNK):
+            chunk = values[lo:lo + FAST_CHUNK] if len(values) > FAST_CHUNK else values
+            decoded = self._fast_chunk(chunk)
+            if decoded is None:
+                self._screen_each(chunk, batch, accepted, events)
+            else:
+                accepted.extend(chunk)  # type: ignore[arg-type]  # no None got this far
+                events.extend(decoded)
+        if events:
+            self._add_events(accepted, events, batch)
+        return batch
+
+    def decode_each(self, values: list[bytes | None]) -> DecodedBatch:
+        """Every message through the reference model alone: what `decode` must agree with."""
+        batch = DecodedBatch(messages=len(values))
         for value in values:
+            if value is None:
+                batch.skip(NOT_JSON)
+            elif len(value) > MAX_MESSAGE_BYTES:
+                batch.skip(OVERSIZED)
+            elif not (_FRAME_MARK in value and self._try_frame(value, batch)):
+                self._reference(value, batch)
+        return batch
+
+    # --- the fast path ---------------------------------------------------------------------------
+
+    def _fast_chunk(self, chunk: list[bytes | None]) -> list[Any] | None:
+        """The chunk's events, if every message in it is a plain event the fast path accepts."""
+        try:
+            joined = b"".join(chunk)  # type: ignore[arg-type]
+        except TypeError:
+            return None  # a tombstone
+        if _FRAME_MARK in joined or not joined.isascii():
+            return None  # a frame, or bytes to check for UTF-8 one by one
+        if len(joined) >= _DEEP_BYTES:
+            longest = max(map(len, chunk))  # type: ignore[arg-type]
+            if longest > MAX_MESSAGE_BYTES:
+                return None
+            if longest >= _DEEP_BYTES and any(map(_deep, chunk)):
+                return None
+        try:
+            return list(map(self._fast, chunk))  # type: ignore[arg-type]
+        except self._refusals:
+            return None
+
+    def _screen_each(self, chunk: list[bytes | None], batch: DecodedBatch, accepted: list[bytes],
+                     events: list[Any]) -> None:
+        fast, refusals = self._fast, self._refusals
+        for value in chunk:
             if value is None:
                 batch.skip(NOT_JSON)
                 continue
@@ -158,25 +265,72 @@ class Decoder:
                 continue
             if _FRAME_MARK in value and self._try_frame(value, batch):
                 continue
-            try:
-                event = validate(value)
-            except ValidationError as exc:
-                batch.skip(self._reason(exc))
+            if (not value.isascii() and not _is_utf8(value)) or _deep(value):
+                # msgspec skips such bytes in ignored fields; pydantic refuses them
+                self._reference(value, batch)
                 continue
+            try:
+                event = fast(value)  # type: ignore[misc]
+            except refusals:
+                self._reference(value, batch)
+                continue
+            accepted.append(value)
+            events.append(event)
+
+    def _add_events(self, accepted: list[bytes], events: list[Any], batch: DecodedBatch) -> None:
+        """Append the fast path's events; keys the batch check refuses go to the reference."""
+        keys = [e.key for e in events]
+        if self.key_type == "int":
+            ints = _int_keys(keys)
+            if ints is None:
+                self._add_each(accepted, events, batch)
+                return
+            keys = ints
+        elif set(map(type, keys)) != {str}:
+            keys = [k if type(k) is str else str(k) for k in keys]  # a numeric ID's text is the key
+        batch.keys.extend(keys)
+        batch.observed.extend([e.shard for e in events] if self.shard_field is not None
+                              else [None] * len(events))
+        batch.failed.extend([e.ok is False for e in events])
+        batch.latency_ms.extend([e.latency_ms for e in events])
+
+    def _add_each(self, accepted: list[bytes], events: list[Any], batch: DecodedBatch) -> None:
+        """Int keys one by one: text that is not a decimal int64 is decided by the reference."""
+        has_shard = self.shard_field is not None
+        for value, event in zip(accepted, events):
             key = event.key
-            if int_keys:  # decimal text (the design's "key":"<id>") becomes the int it names
-                if type(key) is str:
-                    key = int(key)
-                    if not INT64_MIN <= key <= INT64_MAX:
-                        batch.skip(OUT_OF_RANGE)
-                        continue
-            elif type(key) is int:
-                key = str(key)
-            keys.append(key)
-            observed.append(event.shard if has_shard else None)
-            failed.append(event.ok is False)
-            latency.append(event.latency_ms)
-        return batch
+            if type(key) is str:
+                if not _ONE_DECIMAL_KEY.fullmatch(key) or not INT64_MIN <= int(key) <= INT64_MAX:
+                    self._reference(value, batch)
+                    continue
+                key = int(key)
+            batch.keys.append(key)
+            batch.observed.append(event.shard if has_shard else None)
+            batch.failed.append(event.ok is False)
+            batch.latency_ms.append(event.latency_ms)
+
+    # --- the reference model -----------------------------------------------------------------------
+
+    def _reference(self, value: bytes, batch: DecodedBatch) -> None:
+        """One message through the pydantic model: a key, or the reason it is malformed."""
+        try:
+            event = self._validate_event(value)
+        except ValidationError as exc:
+            batch.skip(self._reason(exc))
+            return
+        key = event.key
+        if self.key_type == "int":  # decimal text (the design's "key":"<id>") becomes the int it names
+            if type(key) is str:
+                key = int(key)
+                if not INT64_MIN <= key <= INT64_MAX:
+                    batch.skip(OUT_OF_RANGE)
+                    return
+        elif type(key) is int:
+            key = str(key)
+        batch.keys.append(key)
+        batch.observed.append(event.shard if self.shard_field is not None else None)
+        batch.failed.append(event.ok is False)
+        batch.latency_ms.append(event.latency_ms)
 
     # --- frames ---------------------------------------------------------------------------------
 
@@ -221,3 +375,44 @@ class Decoder:
         if where == self.shard_field and kind in RANGE_ERRORS:
             return SHARD_OUT_OF_RANGE
         return OUT_OF_RANGE if kind in RANGE_ERRORS else WRONG_TYPE
+
+
+def _int_keys(keys: list[Any]) -> list[int] | None:
+    """Int keys (JSON ints, or text a whole batch checks in one regex pass and numpy parses), or
+    None when some text is not a decimal int64 (the caller then goes key by key)."""
+    try:
+        texts = keys
+        joined = "\n".join(keys)  # all text, as the design's "key":"<id>"
+    except TypeError:
+        kinds = set(map(type, keys))
+        if kinds == {int}:
+            return keys  # msgspec checked the int64 bounds
+        texts = [k for k in keys if type(k) is str]
+        joined = "\n".join(texts)
+    # one line per key: a key holding a newline would pass as two
+    if joined.count("\n") != len(texts) - 1 or not _DECIMAL_KEYS.fullmatch(joined):
+        return None
+    parsed = np.fromstring(joined, dtype=np.int64, sep="\n")  # text checked: it parses to the end
+    if len(parsed) != len(texts) or parsed.max() == INT64_MAX or parsed.min() == INT64_MIN:
+        ints = list(map(int, texts))  # numpy clips at the bounds: decide those exactly
+        if min(ints) < INT64_MIN or max(ints) > INT64_MAX:  # 19 digits can pass the bounds
+            return None
+    else:
+        ints = parsed.tolist()
+    if texts is keys:
+        return ints
+    parsed_texts = iter(ints)
+    return [k if type(k) is int else next(parsed_texts) for k in keys]
+
+
+def _deep(value: bytes) -> bool:
+    """Whether the message might be nested deeper than the reference model parses."""
+    return len(value) >= _DEEP_BYTES and value.count(b"[") + value.count(b"{") > NESTING_SCREEN
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")  # strict: refuses encoded surrogates too
+    except UnicodeDecodeError:
+        return False
+    return True

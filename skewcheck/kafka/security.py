@@ -1,4 +1,5 @@
-"""kafka-python connection settings from the scenario's `kafka:` section (sidecar and producer).
+"""Kafka connection settings from the scenario's `kafka:` section (sidecar and producer), in
+kafka-python's names and in librdkafka's.
 
 Everything that can be checked without a broker is checked here, so a wrong setting is one clear
 message and exit 2 before any connection is tried: SASL without a mechanism, a mechanism without
@@ -72,3 +73,17 @@ def describe(kafka: KafkaConfig) -> str:
     """How we connect, for messages: `127.0.0.1:9092 (SASL_SSL/SCRAM-SHA-512)`."""
     how = kafka.security_protocol + (f"/{kafka.sasl_mechanism}" if kafka.sasl_mechanism else "")
     return f"{kafka.bootstrap_servers} ({how})"
+
+
+def librdkafka_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """`client_settings` (checked already) in librdkafka's names, for the confluent client."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": ",".join(settings["bootstrap_servers"]),
+        "security.protocol": settings["security_protocol"],
+    }
+    if "sasl_mechanism" in settings:
+        conf.update({"sasl.mechanism": settings["sasl_mechanism"], "sasl.username": settings["sasl_plain_username"],
+                     "sasl.password": settings["sasl_plain_password"]})
+    if "ssl_cafile" in settings:
+        conf["ssl.ca.location"] = settings["ssl_cafile"]  # host names are checked, as kafka-python does
+    return conf
