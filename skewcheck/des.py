@@ -8,6 +8,8 @@ FIPS 46-3's, bits numbered 1 (most significant) to 64.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 _IP = [58, 50, 42, 34, 26, 18, 10, 2, 60, 52, 44, 36, 28, 20, 12, 4,
@@ -93,54 +95,62 @@ def _byte_tables(table: list[int]) -> list[list[int]]:
     return [[_permute(v << (56 - 8 * pos), table, 64) for v in range(256)] for pos in range(8)]
 
 
-_SP = _sp_tables()
-_IP_BYTES = _byte_tables(_IP)
-_FP_BYTES = _byte_tables(_FP)
-_SP_NP = np.array(_SP, dtype=np.uint32)
-_IP_NP = np.array(_IP_BYTES, dtype=np.uint64)
-_FP_NP = np.array(_FP_BYTES, dtype=np.uint64)
+@functools.cache
+def _tables() -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
+    """The S-box/P lookups and the byte tables of IP and FP, built on first use (~40 ms: most
+    commands never route with vitess-hash)."""
+    return _sp_tables(), _byte_tables(_IP), _byte_tables(_FP)
 
 
-def _f(r: int) -> int:
+@functools.cache
+def _np_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    sp, ip, fp = _tables()
+    return (np.array(sp, dtype=np.uint32), np.array(ip, dtype=np.uint64),
+            np.array(fp, dtype=np.uint64))
+
+
+def _f(r: int, sp: list[list[int]]) -> int:
     x = ((r >> 1) | (r << 31)) & MASK32  # bit 32 first: E's groups are windows of this word
     out = 0
     for box in range(8):
-        out |= _SP[box][((x << (4 * box)) | (x >> (32 - 4 * box)) if box else x) >> 26 & 63]
+        out |= sp[box][((x << (4 * box)) | (x >> (32 - 4 * box)) if box else x) >> 26 & 63]
     return out
 
 
 def des_zero_key(block: int) -> int:
     """DES encryption of one 64-bit block (big-endian integer) under the all-zero key."""
+    sp, ip_bytes, fp_bytes = _tables()
     v = 0
     for pos in range(8):
-        v |= _IP_BYTES[pos][(block >> (56 - 8 * pos)) & 0xFF]
+        v |= ip_bytes[pos][(block >> (56 - 8 * pos)) & 0xFF]
     left, right = v >> 32, v & MASK32
     for _ in range(16):
-        left, right = right, left ^ _f(right)
+        left, right = right, left ^ _f(right, sp)
     v = (right << 32) | left
     out = 0
     for pos in range(8):
-        out |= _FP_BYTES[pos][(v >> (56 - 8 * pos)) & 0xFF]
+        out |= fp_bytes[pos][(v >> (56 - 8 * pos)) & 0xFF]
     return out
 
 
 def des_zero_key_many(blocks: np.ndarray) -> np.ndarray:
     """des_zero_key of every uint64 block."""
+    sp_np, ip_np, fp_np = _np_tables()
     u = blocks.astype(np.uint64, copy=False)
     v = np.zeros(u.size, dtype=np.uint64)
     for pos in range(8):
-        v |= _IP_NP[pos][(u >> np.uint64(56 - 8 * pos)) & np.uint64(0xFF)]
+        v |= ip_np[pos][(u >> np.uint64(56 - 8 * pos)) & np.uint64(0xFF)]
     left = (v >> np.uint64(32)).astype(np.uint32)
     right = v.astype(np.uint32)
     for _ in range(16):
         x = (right >> np.uint32(1)) | (right << np.uint32(31))
-        f = _SP_NP[0][x >> np.uint32(26)]
+        f = sp_np[0][x >> np.uint32(26)]
         for box in range(1, 8):
             rot = (x << np.uint32(4 * box)) | (x >> np.uint32(32 - 4 * box))
-            f |= _SP_NP[box][rot >> np.uint32(26)]
+            f |= sp_np[box][rot >> np.uint32(26)]
         left, right = right, left ^ f
     v = (right.astype(np.uint64) << np.uint64(32)) | left.astype(np.uint64)
     out = np.zeros(u.size, dtype=np.uint64)
     for pos in range(8):
-        out |= _FP_NP[pos][(v >> np.uint64(56 - 8 * pos)) & np.uint64(0xFF)]
+        out |= fp_np[pos][(v >> np.uint64(56 - 8 * pos)) & np.uint64(0xFF)]
     return out
