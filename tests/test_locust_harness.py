@@ -35,7 +35,7 @@ def test_default_scenario_passes(tmp_path: Path) -> None:
 
 
 def test_incident_blocks_naming_the_shard_and_share(tmp_path: Path) -> None:
-    run = run_locust(*HEADLESS, "-t", "8s", "--skew-config", "configs/incident-2020.yaml", report_dir=tmp_path)
+    run = run_locust(*HEADLESS, "-t", "5s", "--skew-config", "configs/incident-2020.yaml", report_dir=tmp_path)
     assert run.returncode == 1, run.output[-3000:]
     assert "verdict: BLOCK (exit 1)" in run.stdout
     assert "shard 0 carries 100.0% of requests under hash-mod" in run.stdout
@@ -107,7 +107,7 @@ def _worker_totals(output: str) -> list[int]:
 @pytest.mark.parametrize("locustfile", [(), ("-f", str(REPO / "tests" / "data" / "slow_worker_stop.py"))],
                          ids=["orders", "workers-slow-to-stop"])
 def test_processes_2_master_total_is_the_sum_of_the_workers(tmp_path: Path, locustfile: tuple[str, ...]) -> None:
-    run = run_locust(*locustfile, *HEADLESS, "-t", "8s", "--processes", "2", report_dir=tmp_path, timeout=120)
+    run = run_locust(*locustfile, *HEADLESS, "-t", "5s", "--processes", "2", report_dir=tmp_path, timeout=120)
     assert run.returncode == 0, run.output[-3000:]
     workers = _worker_totals(run.output)
     assert len(workers) == 2 and all(n > 0 for n in workers), run.output[-2000:]
@@ -125,7 +125,7 @@ def test_a_master_stopped_by_sigterm_loses_no_report(tmp_path: Path) -> None:
                               cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:
-        time.sleep(8)
+        time.sleep(6)
         master.send_signal(signal.SIGTERM)
         out, _ = master.communicate(timeout=60)
     finally:
@@ -140,7 +140,7 @@ def test_explicit_master_and_workers_lose_no_report(tmp_path: Path) -> None:
     port = free_port()
     master = subprocess.Popen(
         locust_cmd("--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-                   "--expect-workers", "2", *HEADLESS, "-t", "8s", "--skew-report-dir", str(tmp_path)),
+                   "--expect-workers", "2", *HEADLESS, "-t", "5s", "--skew-report-dir", str(tmp_path)),
         cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     workers = [subprocess.Popen(locust_cmd("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)),
                                 cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
