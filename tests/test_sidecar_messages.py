@@ -95,6 +95,8 @@ def test_the_designs_request_event_is_valid(ints):
     (b'{"key": 1, "path": "\xff"}', "not_json"),  # not UTF-8 in an ignored field
     (b'{"key": 1, "path": "\xed\xa0\x80"}', "not_json"),  # an encoded surrogate
     (b'{"key": 1, "x": ' + b"[" * 250 + b"]" * 250 + b"}", "not_json"),  # deeper than pydantic parses
+    (b'{"key": 1, "x": ' + b"1" * 4301 + b"}", "not_json"),  # a number longer than pydantic reads
+    (b'{"key": 1, "x": {"y": [-' + b"9" * 5000 + b'.5e1]}}', "not_json"),
     (b'{"key": "12\\n"}', "key_not_int"),
     (b'{"key": "1\\n2"}', "key_not_int"),
     (b'{"key": "00000000000000000001"}', "key_not_int"),  # 20 digits
@@ -113,12 +115,12 @@ def test_malformed_events_are_counted_in_a_batch_of_valid_ones(ints):
     valid = [json.dumps({"v": 1, "key": str(k), "ok": k % 3 > 0, "latency_ms": k / 10}).encode()
              for k in range(3 * FAST_CHUNK)]
     bad = [b"\xff\xfe garbage", None, b'{"key": "12a"}', b'{"key": 1, "path": "\xff"}',
-           b'{"key": "9999999999999999999"}', b'{"key": "1\\n2"}']
+           b'{"key": "9999999999999999999"}', b'{"key": "1\\n2"}', b'{"key": 2, "n": ' + b"7" * 4400 + b"}"]
     values = valid[:FAST_CHUNK + 7] + bad + valid[FAST_CHUNK + 7:]
     batch = ints.decode(values)
     assert same(batch, ints.decode_each(values))
     assert sorted(batch.keys) == list(range(3 * FAST_CHUNK))
-    assert batch.malformed == {"not_json": 3, "key_not_int": 2, "value_out_of_range": 1}
+    assert batch.malformed == {"not_json": 4, "key_not_int": 2, "value_out_of_range": 1}
     assert sum(batch.failed) == FAST_CHUNK and batch.latency_ms[:2] == [0.0, 0.1]
 
 

@@ -83,6 +83,10 @@ FAST_CHUNK = 1024  # messages per fast decode call: an odd message sends only it
 # more brackets than this is decided by the reference model (an event has one or two)
 NESTING_SCREEN = 128
 _DEEP_BYTES = 2 * NESTING_SCREEN  # a shorter message cannot hold that many bracket pairs
+# pydantic-core refuses a JSON number of more than 4,300 digits (Python's int limit), msgspec
+# skips one in a field it ignores: a message holding such a digit run is the reference's too
+LONG_NUMBER_DIGITS = 4301
+_LONG_NUMBER = re.compile(rb"[0-9]{%d}" % LONG_NUMBER_DIGITS)
 _DECIMAL_KEY = r"-?[0-9]{1,19}"  # an int key written as text, as the reference model's pattern
 _ONE_DECIMAL_KEY = re.compile(_DECIMAL_KEY)
 _DECIMAL_KEYS = re.compile(rf"{_DECIMAL_KEY}(?:\n{_DECIMAL_KEY})*")  # many, one per line
@@ -246,7 +250,7 @@ class Decoder:
             longest = max(map(len, chunk))  # type: ignore[arg-type]
             if longest > MAX_MESSAGE_BYTES:
                 return None
-            if longest >= _DEEP_BYTES and any(map(_deep, chunk)):
+            if longest >= _DEEP_BYTES and any(map(_unusual, chunk)):
                 return None
         try:
             return list(map(self._fast, chunk))  # type: ignore[arg-type]
@@ -265,8 +269,8 @@ class Decoder:
                 continue
             if _FRAME_MARK in value and self._try_frame(value, batch):
                 continue
-            if (not value.isascii() and not _is_utf8(value)) or _deep(value):
-                # msgspec skips such bytes in ignored fields; pydantic refuses them
+            if (not value.isascii() and not _is_utf8(value)) or _unusual(value):
+                # msgspec skips such bytes, depths and numbers in ignored fields; pydantic refuses them
                 self._reference(value, batch)
                 continue
             try:
@@ -405,9 +409,14 @@ def _int_keys(keys: list[Any]) -> list[int] | None:
     return [k if type(k) is int else next(parsed_texts) for k in keys]
 
 
-def _deep(value: bytes) -> bool:
-    """Whether the message might be nested deeper than the reference model parses."""
-    return len(value) >= _DEEP_BYTES and value.count(b"[") + value.count(b"{") > NESTING_SCREEN
+def _unusual(value: bytes) -> bool:
+    """Whether the reference model might read the message differently from the fast path:
+    nested deeper than it parses, or holding a number longer than it reads."""
+    if len(value) < _DEEP_BYTES:
+        return False
+    if value.count(b"[") + value.count(b"{") > NESTING_SCREEN:
+        return True
+    return len(value) >= LONG_NUMBER_DIGITS and _LONG_NUMBER.search(value) is not None
 
 
 def _is_utf8(value: bytes) -> bool:
