@@ -297,6 +297,15 @@ def test_without_a_state_file_a_restart_resumes_at_the_committed_offsets(kafka_b
     time.sleep(1.0)
     assert sc.state()["consumed"] == len(more)  # only what came after the committed offsets
 
+    last = [event(f"n{i}") for i in range(2_000)]
+    produce(kafka_broker.bootstrap, topic, last)
+    sc.wait_counted(lambda s: s["consumed"] >= len(more) + len(last))
+    assert sc.stop() == 0  # at once: the shutdown's own commit lands, within its bound
+    probe = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=group, enable_auto_commit=False)
+    committed = sum(probe.committed(TopicPartition(topic, p)) or 0 for p in range(PARTITIONS))
+    probe.close()
+    assert committed == len(values) + len(more) + len(last)
+
 
 @pytest.mark.parametrize("client, other", [(c, c) for c in KAFKA_CLIENTS] + [KAFKA_CLIENTS])
 def test_two_instances_of_one_group_add_up_in_the_gate(kafka_broker, topic, sidecars, tmp_path, other):

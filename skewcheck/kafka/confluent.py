@@ -124,6 +124,10 @@ class ConfluentClient:
         self.topic = topic
         self.errors = errors
         self._done: CommitDone | None = None
+        # commit_now's requests waiting for their answer: librdkafka's on_commit names no request,
+        # so an answer is matched by the offsets it carries (a rebalance served meanwhile may
+        # commit asynchronously, and its answer must not be taken for this one)
+        self._waiting: list[tuple[dict[int, int], list[BaseException | None]]] = []
         self._tp = library.TopicPartition
         self._message = library.Message
         self._failures = (library.KafkaException, RuntimeError)  # RuntimeError: a closed consumer
@@ -178,34 +182,37 @@ class ConfluentClient:
 
     def _answered(self, error: Any, partitions: list[Any]) -> None:
         """librdkafka's on_commit, served by consume() or poll()."""
-        if self._done is None:
-            return
+        topic = self.topic
+        asked = {tp.partition: tp.offset for tp in partitions if tp.topic == topic}
         committed = {tp.partition: tp.offset for tp in partitions
-                     if tp.error is None and tp.topic == self.topic}
+                     if tp.error is None and tp.topic == topic}
         failure = error or next((tp.error for tp in partitions if tp.error is not None), None)
-        self._done(committed, None if failure is None else BrokerTrouble(failure.str()))
+        trouble = None if failure is None else BrokerTrouble(failure.str())
+        waiters = [answers for offsets, answers in self._waiting if offsets == asked]
+        for answers in waiters:
+            answers.append(trouble)
+        if not waiters and self._done is not None:
+            self._done(committed, trouble)
 
     def commit_now(self, offsets: dict[int, int], timeout_s: float) -> None:
         # asynchronous, then served here: librdkafka's synchronous commit has no time limit
-        answers: list[tuple[dict[int, int], BaseException | None]] = []
-        done = self._done
-        self.commit(offsets, lambda committed, error: answers.append((committed, error)))
+        answers: list[BaseException | None] = []
+        waiter = (dict(offsets), answers)
+        self._waiting.append(waiter)
         deadline = time.monotonic() + timeout_s
         try:
-            while time.monotonic() < deadline:
-                if any(error is not None or committed == offsets for committed, error in answers):
-                    break
+            self.consumer.commit(offsets=self._request(offsets), asynchronous=True)
+            while not answers and time.monotonic() < deadline:
                 # a record this returns is neither tallied nor committed: the group reads it again
                 self.consumer.poll(0.05)
         except self._failures as exc:
             raise BrokerTrouble(f"{type(exc).__name__}: {exc}") from None
         finally:
-            self._done = done
-        error = next((e for _, e in answers if e is not None), None)
-        if error is not None:
-            raise BrokerTrouble(str(error))
-        if not any(committed == offsets for committed, _ in answers):
+            self._waiting.remove(waiter)
+        if not answers:
             raise BrokerTrouble(f"no answer to the offset commit within {timeout_s:g} s")
+        if answers[0] is not None:
+            raise answers[0]
 
     def assignment(self) -> set[int]:
         return set(self._assigned)
