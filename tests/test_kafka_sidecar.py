@@ -307,6 +307,34 @@ def test_without_a_state_file_a_restart_resumes_at_the_committed_offsets(kafka_b
     assert committed == len(values) + len(more) + len(last)
 
 
+def test_saved_offsets_the_topic_no_longer_has_are_forgotten_not_obeyed(kafka_broker, topic, sidecars,
+                                                                         tmp_path):
+    """A state file from a topic that had 8 partitions, or whose partition 0 ran further (the topic
+    was recreated since): the restarted sidecar reads every record the topic has now."""
+    config = scenario_file(tmp_path, STR_SCENARIO)
+    state_file = tmp_path / "sidecar-state.json"
+    group = unique_name("recreated")
+    args = ("--config", config, "--state", str(state_file), "--instance-id", "recreated-0")
+    first = [event(f"a{i}") for i in range(1_000)]
+    produce(kafka_broker.bootstrap, topic, first)
+    sc = sidecars.start(kafka_broker.bootstrap, topic, group, "--from-beginning", *args).wait_ready()
+    sc.wait_counted(lambda s: s["consumed"] >= len(first))
+    assert sc.stop() == 0
+    doc = json.loads(state_file.read_text())
+    positions = doc["partitions"]["positions"]
+    positions.update({str(p): 5 for p in range(4, 8)})  # partitions the topic no longer has
+    positions["0"] = positions.get("0", 0) + 10**6  # beyond partition 0's end
+    state_file.write_text(json.dumps(doc))
+
+    second = [event(f"b{i}") for i in range(1_000)]
+    produce(kafka_broker.bootstrap, topic, second)
+    sc = sidecars.start(kafka_broker.bootstrap, topic, group, *args).wait_ready()
+    state = sc.wait_counted(lambda s: s["frame"]["requests"] >= len(first) + len(second), timeout=30)
+    assert state["frame"]["requests"] == len(first) + len(second), sc.output[-2000:]
+    assert set(state["partitions"]["positions"]) <= {"0", "1", "2", "3"}
+    assert "forgetting the saved offsets of partition(s) 4, 5, 6, 7" in sc.output
+
+
 @pytest.mark.parametrize("client, other", [(c, c) for c in KAFKA_CLIENTS] + [KAFKA_CLIENTS])
 def test_two_instances_of_one_group_add_up_in_the_gate(kafka_broker, topic, sidecars, tmp_path, other):
     require_kafka_client(other)

@@ -10,7 +10,7 @@ import threading
 
 from skewcheck.config import KafkaConfig, parse_scenario
 from skewcheck.kafka import consumer as consumer_module
-from skewcheck.kafka.client import PartitionBatch
+from skewcheck.kafka.client import BrokerTrouble, PartitionBatch
 from skewcheck.kafka.consumer import EventConsumer
 from skewcheck.sidecar.state import SidecarState
 
@@ -109,3 +109,20 @@ def test_a_stalled_join_is_replaced_by_a_fresh_client(monkeypatch):
     run(loop, fresh)
     assert stalled.closed and loop.client is fresh
     assert s.tally.requests == 3 and s.assigned == frozenset({0, 1}) and s.ready
+
+
+class Shrunk(StandIn):
+    """A topic recreated with 2 partitions where the state file knew 4; ends 10 and 60."""
+
+    def end_offsets(self, partitions, timeout_s):
+        if any(p >= 2 for p in partitions):
+            raise BrokerTrouble("UnknownTopicOrPartitionError")  # as a real client refuses it
+        return {p: {0: 10, 1: 60}[p] for p in partitions}
+
+
+def test_saved_offsets_of_partitions_gone_or_past_their_end_are_forgotten():
+    s = state()
+    s.positions.update({0: 100, 1: 50, 2: 70, 3: 9})
+    loop = EventConsumer(Shrunk([]), s)
+    loop.forget_stale_positions()
+    assert s.positions == {1: 50}  # 0 ends before its saved offset; 2 and 3 are gone

@@ -242,8 +242,16 @@ class EventConsumer:
         saved = dict(self.state.positions)
         if not saved:
             return
+        count = self.client.partition_count()
+        gone = sorted(p for p in saved if count is not None and p >= count)
+        if gone:  # the topic was recreated with fewer partitions: asking for those would fail
+            print(f"skewcheck sidecar: {self.topic} has {count} partitions now; forgetting the saved "
+                  f"offsets of partition(s) {', '.join(map(str, gone))}", flush=True)
+            with self.state.lock:
+                for partition in gone:
+                    self.state.positions.pop(partition, None)
         try:
-            ends = self.client.end_offsets(sorted(saved), COMMIT_TIMEOUT_MS / 1000)
+            ends = self.client.end_offsets(sorted(set(saved) - set(gone)), COMMIT_TIMEOUT_MS / 1000)
         except BrokerTrouble:
             return
         for partition, end in ends.items():
