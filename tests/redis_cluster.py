@@ -5,7 +5,6 @@ go over a plain RESP connection, so keys are sent as bytes, whatever they hold."
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -14,27 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from line_socket import LineSocket
+from loopback_servers import LineSocket, free_ports, kill_all
 
 NODES = 3
 READY_TIMEOUT_S = 30  # cluster create and slot propagation on a loaded 2-core machine
-
-
-def _free_ports(n: int) -> list[int]:
-    # a node also listens on port + 10000 (the cluster bus): keep both below 65536
-    ports: list[int] = []
-    while len(ports) < n:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + 10000 < 65536 and port not in ports:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port + 10000))
-                except OSError:
-                    continue
-            ports.append(port)
-    return ports
 
 
 def _encode(*args: bytes) -> bytes:
@@ -91,19 +73,12 @@ class RedisCluster:
         return proc.stdout
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        kill_all(self.procs)
 
 
 def start_redis_cluster(server: str, cli: str) -> Iterator[RedisCluster]:
     root = Path(tempfile.mkdtemp(prefix="skewcheck-redis-"))
-    cluster = RedisCluster(root, _free_ports(NODES))
+    cluster = RedisCluster(root, free_ports(NODES, bus_offset=10000))
     try:
         for port in cluster.ports:
             node_dir = root / str(port)

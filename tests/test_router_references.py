@@ -45,16 +45,21 @@ def assert_router_equals(router, keys, expected: list[int]) -> None:
 # ---------------------------------------------------------------------------------- PostgreSQL
 
 
+def pg_keys(column: str, key_type: str, seed: int) -> list:
+    """Keys a column of this type holds: int4 within int32, int8 over int64, text as Unicode
+    (PostgreSQL text holds no U+0000: text_keys leaves it out)."""
+    if column == "int4":
+        return int_keys(seed, low=INT32_MIN, high=INT32_MAX)
+    if key_type == "int":
+        return int_keys(seed + 1)
+    return text_keys(seed + 2)
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("column,key_type,modulus", [
     ("int8", "int", 7), ("int4", "int", 13), ("text", "str", 10), ("text", "int", 3)])
 def test_pg_hash_partitions_equal_postgres(postgres, column, key_type, modulus):
-    if column == "int4":
-        keys = int_keys(41, low=INT32_MIN, high=INT32_MAX)
-    elif key_type == "int":
-        keys = int_keys(42)
-    else:
-        keys = text_keys(43)  # PostgreSQL text holds no U+0000: text_keys leaves it out
+    keys = pg_keys(column, key_type, seed=41)
     table = f"p_{column}_{key_type}_{modulus}"
     ddl = [f"create table {table} (k {column}) partition by hash (k)"]
     ddl += [f"create table {table}_{r} partition of {table} for values with "
@@ -74,12 +79,7 @@ def test_pg_hash_partitions_equal_postgres(postgres, column, key_type, modulus):
 @pytest.mark.parametrize("column,key_type,shards", [
     ("int8", "int", 32), ("int4", "int", 7), ("text", "str", 48)])
 def test_citus_shards_on_postgres_hash_functions(postgres, column, key_type, shards):
-    if column == "int4":
-        keys = int_keys(51, low=INT32_MIN, high=INT32_MAX)
-    elif key_type == "int":
-        keys = int_keys(52)
-    else:
-        keys = text_keys(53)
+    keys = pg_keys(column, key_type, seed=51)
     table = f"c_{column}_{shards}"
     postgres.psql(f"create table {table} (k {column})")
     postgres.copy_in(table, pg_literal_lines(keys))

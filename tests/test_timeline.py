@@ -63,14 +63,19 @@ def test_balanced_traffic_never_trips_the_sustained_rule() -> None:
     assert check.status == "pass" and check.shard is None
 
 
+def _gate_sustained(tmp_path: Path, result: Path):
+    """`skewcheck gate RESULT` with the sustained rule on (5 s)."""
+    config = tmp_path / "gate.yaml"
+    config.write_text("shards: 100\nrouting: {primary: murmur3}\ngate: {sustained_s: 5, min_requests: 100}\n")
+    return run_skewcheck("gate", str(result), "--config", str(config))
+
+
 def test_without_a_time_series_the_sustained_rule_is_inconclusive(tmp_path: Path) -> None:
     summary = summarize(_run(range(10, 18)))
     doc = build_result("run", summary, judge(summary))
     doc["heatmap"] = None
     path = write_json(doc, tmp_path / "result.json")
-    config = tmp_path / "gate.yaml"
-    config.write_text("shards: 100\nrouting: {primary: murmur3}\ngate: {sustained_s: 5, min_requests: 100}\n")
-    proc = run_skewcheck("gate", str(path), "--config", str(config))
+    proc = _gate_sustained(tmp_path, path)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "sustained_share: no per-shard counts over time" in proc.stdout
 
@@ -83,9 +88,7 @@ def test_the_saved_heatmap_is_re_judged_by_skewcheck_gate(tmp_path: Path) -> Non
     row7 = next(r for r in heat["rows"] if r["shard"] == 7)
     assert row7["counts"][12] > 1000 and row7["counts"][2] < 100
     path = write_json(doc, tmp_path / "result.json")
-    config = tmp_path / "gate.yaml"
-    config.write_text("shards: 100\nrouting: {primary: murmur3}\ngate: {sustained_s: 5, min_requests: 100}\n")
-    proc = run_skewcheck("gate", str(path), "--config", str(config))
+    proc = _gate_sustained(tmp_path, path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "shard 7 stayed above the 15% limit for 8 s" in proc.stdout
     proc = run_skewcheck("gate", str(path))  # the rule is off by default: the run passes

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -16,22 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from line_socket import LineSocket
+from loopback_servers import LineSocket, free_ports, kill_all
 
 MEMCACHED = 4
 READY_TIMEOUT_S = 20
 GET_BATCH = 100  # keys per multi-get
-
-
-def _free_ports(n: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < n:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in ports:
-            ports.append(port)
-    return ports
 
 
 def _wait_listening(port: int, deadline: float) -> None:
@@ -107,14 +95,7 @@ class Twemproxy:
         return [where[k] for k in keys]
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        kill_all(self.procs)
 
 
 def start_twemproxy(memcached: str, nutcracker: str,
@@ -122,7 +103,7 @@ def start_twemproxy(memcached: str, nutcracker: str,
     """`pools`: name -> (key hash, whether servers carry a name); each pool spans every
     memcached, weight 1."""
     root = Path(tempfile.mkdtemp(prefix="skewcheck-twemproxy-"))
-    ports = _free_ports(MEMCACHED + len(pools) + 1)
+    ports = free_ports(MEMCACHED + len(pools) + 1)
     proxy = Twemproxy(root, ports[:MEMCACHED], dict(zip(pools, ports[MEMCACHED:-1])))
     try:
         for port in proxy.memcached_ports:
